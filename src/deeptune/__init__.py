@@ -1,0 +1,3 @@
+"""deeptune: every practical knob of neural-network training one config choice away."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,90 @@
+"""Objects built from the config: the data, the model, the loggers, the callbacks, the trainer.
+
+`train` and `eval` share these, so a checkpoint is always read back into the same network.
+"""
+
+import logging
+import netrc
+import os
+from urllib.parse import urlsplit
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from deeptune.data.sources import Table
+from deeptune.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def build(node: DictConfig, key: str, **kwargs):
+    """hydra.utils.instantiate, with the failure reported against the config key."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        target = node.get("_target_", "?")
+        raise ConfigError(key, target, f"{type(cause).__name__}: {cause}") from None
+
+
+def source(cfg: DictConfig) -> Table:
+    """Load the data set (numpy / scikit-learn only: runs before torch is imported)."""
+    return build(cfg.data.source, "data.source")
+
+
+def datamodule(cfg: DictConfig, table: Table):
+    return build(cfg.data, "data", source=table)
+
+
+def classifier(cfg: DictConfig, dm):
+    from deeptune.models.module import Classifier
+
+    net = build(cfg.model, "model", in_features=dm.num_features, num_classes=dm.num_classes)
+    optimizer = build(cfg.optimizer, "optimizer")
+    scheduler = build(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None
+    return Classifier(net, dm.num_classes, optimizer, scheduler)
+
+
+def wandb_has_key() -> bool:
+    """An API key in WANDB_API_KEY or in the netrc file that `wandb login` writes."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlsplit(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).netloc
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def loggers(cfg: DictConfig) -> list:
+    built = []
+    for name, node in (cfg.get("logger") or {}).items():
+        if "WandbLogger" in node.get("_target_", "") and not node.get("offline"):
+            if not os.environ.get("WANDB_MODE") and not wandb_has_key():
+                node = node.copy()
+                node.offline = True
+                log.warning("W&B: no API key found, logging offline to %s/wandb; upload later "
+                            "with `wandb sync %s/wandb/offline-run-*`", node.save_dir,
+                            node.save_dir)
+        built.append(build(node, f"logger.{name}"))
+    return built
+
+
+def callbacks(cfg: DictConfig, has_logger: bool) -> list:
+    built = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if "LearningRateMonitor" in node.get("_target_", "") and not has_logger:
+            continue  # Lightning refuses it without a logger
+        built.append(build(node, f"callbacks.{name}"))
+    return built
+
+
+def trainer(cfg: DictConfig, **kwargs):
+    try:
+        return build(cfg.trainer, "trainer", **kwargs)
+    except ConfigError as err:  # almost always the device: name the key users set
+        raise ConfigError("trainer.accelerator", cfg.trainer.get("accelerator"),
+                          err.allowed) from None

@@ -1,0 +1,51 @@
+"""Entry-point plumbing shared by train and eval: one-line errors, quiet libraries."""
+
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+
+from deeptune.config import check_group_overrides
+from deeptune.errors import ConfigError
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def guarded(main: Callable[[], object]) -> Callable[[], object]:
+    """Console-script wrapper: reject unknown group choices before Hydra composes anything."""
+
+    def entry():
+        try:
+            check_group_overrides([a for a in sys.argv[1:] if not a.startswith("-")])
+        except ConfigError as err:
+            fail(str(err))
+        return main()
+
+    return entry
+
+
+def run_task(task: Callable, cfg) -> object:
+    """Run `task(cfg)`; a ConfigError becomes one line and exit status 2 in a single run.
+
+    In a multirun the error propagates, so the sweeper sees the failed job.
+    """
+    quiet_libraries()
+    try:
+        return task(cfg)
+    except ConfigError as err:
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        fail(str(err))
+
+
+def quiet_libraries() -> None:
+    # Lightning announces devices and tips at INFO on every run; the summary says what matters.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric.utilities.rank_zero").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # Lightning vs torch 2.13

@@ -1,0 +1,202 @@
+"""Config checks that run before torch is imported, so bad input fails in a second, on one line.
+
+Hydra composes the config and checks its structure (unknown keys, missing groups). The rules
+below add what YAML cannot say: types, ranges and allowed names, keyed by config path. A rule
+for a key that a config does not have is skipped, so optional groups need no special case.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from deeptune.errors import ConfigError
+from deeptune.models.choices import ACTIVATIONS, INITS, NORMS
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+METRICS = [f"{stage}/{name}" for stage in ("val", "train") for name in ("acc", "f1", "loss")]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A value's type and range; `describe()` is the 'what is allowed' part of the error."""
+
+    kind: type | tuple[type, ...] = object
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    choices: Sequence | None = None
+    optional: bool = False
+    each: bool = False  # an int/float or a list of them, each checked
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            text = "one of " + ", ".join(map(str, self.choices))
+        else:
+            names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+            kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+            text = " or ".join(names.get(k, k.__name__) for k in kinds)
+            bounds = [f"{op} {v:g}" for op, v in
+                      ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+                      if v is not None]
+            text += " " + " and ".join(bounds) if bounds else ""
+        if self.each:
+            text += " (or a list of them)"
+        return text + (", or null" if self.optional else "")
+
+    def ok(self, value) -> bool:
+        if value is None:
+            return self.optional
+        if self.each and isinstance(value, (list, tuple)):
+            return len(value) > 0 and all(self._ok_one(v) for v in value)
+        return self._ok_one(value)
+
+    def _ok_one(self, value) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        if isinstance(value, bool) and bool not in kinds:  # True is an int to Python, not to us
+            return False
+        if float in kinds and isinstance(value, int):
+            pass
+        elif not isinstance(value, kinds):
+            return False
+        return all(check for check in (
+            self.ge is None or value >= self.ge,
+            self.gt is None or value > self.gt,
+            self.le is None or value <= self.le,
+            self.lt is None or value < self.lt,
+        ))
+
+
+INT_POS, FLOAT_POS, FLOAT_NONNEG = Rule(int, ge=1), Rule(float, gt=0), Rule(float, ge=0)
+FRACTION = Rule(float, gt=0, lt=1)
+
+RULES: dict[str, Rule] = {
+    "seed": Rule(int, ge=0),
+    "optimized_metric": Rule(choices=METRICS),
+    "optimized_mode": Rule(choices=("min", "max")),
+    "model.depth": INT_POS,
+    "model.width": Rule(int, ge=1, each=True),
+    "model.activation": Rule(choices=list(ACTIVATIONS)),
+    "model.norm": Rule(choices=list(NORMS)),
+    "model.init": Rule(choices=INITS),
+    "model.dropout": Rule(float, ge=0, lt=1),
+    "model.residual": Rule(bool),
+    "model.maxout_pieces": Rule(int, ge=2),
+    "data.batch_size": INT_POS,
+    "data.eval_batch_size": INT_POS,
+    "data.val_fraction": FRACTION,
+    "data.test_fraction": FRACTION,
+    "data.split_seed": Rule(int, ge=0),
+    "data.standardize": Rule(bool),
+    "data.shuffle": Rule(bool),
+    "data.source.n_samples": Rule(int, ge=10),
+    "data.source.noise": FLOAT_NONNEG,
+    "data.source.path": Rule(str),
+    "optimizer.lr": FLOAT_POS,
+    "optimizer.weight_decay": FLOAT_NONNEG,
+    "optimizer.momentum": Rule(float, ge=0, lt=1),
+    "optimizer.alpha": Rule(float, ge=0, lt=1),
+    "optimizer.eps": FLOAT_POS,
+    "optimizer.betas": Rule(float, ge=0, lt=1, each=True),
+    "optimizer.max_iter": INT_POS,
+    "scheduler.gamma": Rule(float, gt=0, le=1),
+    "scheduler.gamma_after": Rule(float, gt=0, le=1),
+    "scheduler.step_size": INT_POS,
+    "scheduler.switch_epoch": Rule(int, ge=0),
+    "scheduler.warmup_epochs": INT_POS,
+    "scheduler.then": Rule(choices=("cosine", "constant")),
+    "scheduler.factor": Rule(float, gt=0, lt=1),
+    "scheduler.patience": Rule(int, ge=0),
+    "trainer.max_epochs": INT_POS,
+    "trainer.gradient_clip_val": Rule(float, ge=0, optional=True),
+    "trainer.gradient_clip_algorithm": Rule(choices=("norm", "value")),
+    "trainer.deterministic": Rule(choices=(True, False, "warn")),
+    "trainer.devices": Rule((int, str, list)),
+    "callbacks.early_stopping.patience": Rule(int, ge=0),
+    "callbacks.early_stopping.min_delta": FLOAT_NONNEG,
+}
+
+CROSS_CHECKS: list[Callable[[DictConfig], None]] = []
+
+
+def _cross_check(fn):
+    CROSS_CHECKS.append(fn)
+    return fn
+
+
+@_cross_check
+def _fractions_leave_training_data(cfg):
+    data = cfg.get("data") or {}
+    val, test = data.get("val_fraction"), data.get("test_fraction")
+    if val is not None and test is not None and val + test >= 0.9:
+        raise ConfigError("data.val_fraction", val,
+                          f"val_fraction + test_fraction must stay below 0.9 (test_fraction={test})")
+
+
+@_cross_check
+def _widths_match_depth(cfg):
+    model = cfg.get("model") or {}
+    width, depth = model.get("width"), model.get("depth")
+    if isinstance(width, (list, tuple)) and len(width) != depth:
+        raise ConfigError("model.width", list(width),
+                          f"a list of widths needs one entry per hidden layer (model.depth={depth})")
+
+
+def _get(cfg: DictConfig, path: str):
+    """The value at `path`, or a sentinel when any part of it is absent."""
+    node = cfg
+    for part in path.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return OmegaConf.to_container(node) if isinstance(node, (DictConfig, ListConfig)) else node
+
+
+_ABSENT = object()
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first value that breaks a rule."""
+    if missing := sorted(OmegaConf.missing_keys(cfg)):
+        raise ConfigError(missing[0], "???", "required: set it on the command line, "
+                          f"e.g. {missing[0]}=<value>")
+    for path, rule in RULES.items():
+        value = _get(cfg, path)
+        if value is not _ABSENT and not rule.ok(value):
+            raise ConfigError(path, value, f"must be {rule.describe()}")
+    for check in CROSS_CHECKS:
+        check(cfg)
+
+
+def group_choices(group: str) -> list[str]:
+    """The selectable options of a config group (files starting with '_' are shared parts)."""
+    folder = CONFIG_DIR / group
+    return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def check_group_overrides(overrides: Sequence[str]) -> None:
+    """Name the bad choice and the allowed ones for `group=choice` overrides, before Hydra.
+
+    Hydra's own message for a missing choice spans a dozen lines; this says it in one.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except Exception:  # malformed overrides: Hydra's own message is the right one
+        return
+    for override in parsed:
+        group = override.key_or_group
+        if (override.is_delete() or group.startswith("hydra")
+                or override.package or not (CONFIG_DIR / group).is_dir()):
+            continue
+        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [
+            override.value()]
+        allowed = group_choices(group)
+        for value in values:
+            if value is not None and str(value) not in allowed and str(value) != "null":
+                raise ConfigError(group, str(value), "choose one of " + ", ".join(allowed))

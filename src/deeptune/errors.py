@@ -1,0 +1,9 @@
+"""The one exception users see: a bad config value, named by its key."""
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work. The message names the key, the value and what is allowed."""
+
+    def __init__(self, key: str, value, allowed: str):
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"{key}={value!r} is invalid: {allowed}")

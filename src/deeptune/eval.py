@@ -1,0 +1,76 @@
+"""`python eval.py ckpt_path=<run>/checkpoints/best.ckpt`: test a saved model.
+
+The run's own resolved config (config.yaml beside checkpoints/) rebuilds the same network
+and the same test split, so no override needs retyping.
+"""
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from deeptune import builders, outputs
+from deeptune.cli import guarded, run_task
+from deeptune.config import CONFIG_DIR, validate
+from deeptune.errors import ConfigError
+
+
+def run_config(ckpt: Path) -> DictConfig:
+    """The config saved by the run that wrote `ckpt` (run/checkpoints/x.ckpt -> run/config.yaml)."""
+    for folder in (ckpt.parent.parent, ckpt.parent):
+        if (folder / outputs.RESOLVED_CONFIG).is_file():
+            return OmegaConf.load(folder / outputs.RESOLVED_CONFIG)
+    raise ConfigError("ckpt_path", str(ckpt),
+                      f"no {outputs.RESOLVED_CONFIG} found next to its checkpoints/ folder; "
+                      "pass a checkpoint written by train.py")
+
+
+def load_weights(ckpt: Path) -> dict:
+    import torch
+
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, not a zip, not a checkpoint at all
+        raise ConfigError("ckpt_path", str(ckpt),
+                          f"cannot read the checkpoint ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0][:120]})") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise ConfigError("ckpt_path", str(ckpt), "not a Lightning checkpoint (no state_dict)")
+    return state["state_dict"]
+
+
+def evaluate(cfg: DictConfig) -> float:
+    if not cfg.get("ckpt_path"):
+        raise ConfigError("ckpt_path", None, "required: python eval.py "
+                          "ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt")
+    ckpt = Path(cfg.ckpt_path).expanduser()
+    if not ckpt.is_file():
+        raise ConfigError("ckpt_path", str(ckpt), "no such file")
+    state_dict = load_weights(ckpt)
+    run_cfg = run_config(ckpt)
+    validate(run_cfg)
+    table = builders.source(run_cfg)
+
+    datamodule = builders.datamodule(run_cfg, table)
+    model = builders.classifier(run_cfg, datamodule)
+    model.load_state_dict(state_dict)
+    trainer = builders.trainer(cfg, logger=False, enable_checkpointing=False,
+                               enable_model_summary=False, enable_progress_bar=False)
+    metrics = outputs.split_metrics(trainer.test(model, datamodule, verbose=False)[0])
+    metrics["checkpoint"] = str(ckpt.resolve())
+    out_dir = Path(cfg.paths.output_dir)
+    if trainer.is_global_zero:
+        outputs.save_metrics(metrics, out_dir)
+        outputs.print_summary(f"deeptune: test of {ckpt.name}", metrics, out_dir)
+    return metrics["test"]["acc"]
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
+def main(cfg: DictConfig) -> float | None:
+    return run_task(evaluate, cfg)
+
+
+cli = guarded(main)
+
+if __name__ == "__main__":
+    cli()

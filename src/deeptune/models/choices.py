@@ -1,0 +1,37 @@
+"""The model's named choices, kept free of torch so configs are checked before torch loads.
+
+Each activation maps to (class path, width expansion): maxout and GEGLU take a wider linear
+map and reduce it back to the layer width.
+"""
+
+ACTIVATIONS = {
+    "relu": ("torch.nn.ReLU", 1),
+    "leaky_relu": ("torch.nn.LeakyReLU", 1),
+    "tanh": ("torch.nn.Tanh", 1),
+    "sigmoid": ("torch.nn.Sigmoid", 1),
+    "gelu": ("torch.nn.GELU", 1),
+    "elu": ("torch.nn.ELU", 1),
+    "selu": ("torch.nn.SELU", 1),
+    "silu": ("torch.nn.SiLU", 1),
+    "maxout": ("deeptune.models.layers.Maxout", None),  # expansion = maxout_pieces
+    "geglu": ("deeptune.models.layers.GEGLU", 2),
+}
+
+NORMS = {
+    "none": None,
+    "batch": "torch.nn.BatchNorm1d",
+    "layer": "torch.nn.LayerNorm",
+}
+
+INITS = (
+    "default",
+    "uniform",
+    "normal",
+    "scaled_normal",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "orthogonal",
+    "zeros",
+)

@@ -1,0 +1,92 @@
+"""The LightningModule: a network, its loss, its metrics and its optimiser."""
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+STAGES = ("train", "val", "test")
+
+
+class Classifier(L.LightningModule):
+    """Cross-entropy classification; logs {stage}/loss, {stage}/acc and {stage}/f1 per epoch.
+
+    Metrics accumulate in torchmetrics objects and are logged once per epoch: a `self.log`
+    call per step costs more than a small model's whole step.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., object] | None = None,
+        scheduler_monitor: str = "val/loss",
+    ):
+        super().__init__()
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_monitor = scheduler_monitor
+        metrics = MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes, average="micro"),
+                "f1": MulticlassF1Score(num_classes, average="macro"),
+            }
+        )
+        # ModuleDict keys may not shadow Module methods such as train(): prefix them.
+        self.metrics = nn.ModuleDict({f"_{s}": metrics.clone(prefix=f"{s}/") for s in STAGES})
+        self.losses = nn.ModuleDict({f"_{s}": MeanMetric() for s in STAGES})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        self.losses[f"_{stage}"].update(loss.detach(), weight=len(y))
+        self.metrics[f"_{stage}"].update(logits.detach(), y)
+        return loss
+
+    def _log_epoch(self, stage: str) -> None:
+        # torchmetrics' compute() already reduces across DDP ranks.
+        values = {f"{stage}/loss": self.losses[f"_{stage}"].compute(), **self.metrics[f"_{stage}"].compute()}
+        self.log_dict(values)
+        self.losses[f"_{stage}"].reset()
+        self.metrics[f"_{stage}"].reset()
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch[0])
+
+    def on_train_epoch_end(self):
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self):
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self):
+        self._log_epoch("test")
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = {
+            "scheduler": self.scheduler_factory(optimizer),
+            "interval": "epoch",
+            "monitor": self.scheduler_monitor,  # read by ReduceLROnPlateau only
+        }
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
