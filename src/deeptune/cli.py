@@ -49,3 +49,5 @@ def quiet_libraries() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric.utilities.rank_zero").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # Lightning vs torch 2.13
+    # Epoch metrics come from torchmetrics, whose compute() already reduced them across ranks.
+    warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed.*")

@@ -130,18 +130,16 @@ def _cross_check(fn):
 
 @_cross_check
 def _fractions_leave_training_data(cfg):
-    data = cfg.get("data") or {}
-    val, test = data.get("val_fraction"), data.get("test_fraction")
-    if val is not None and test is not None and val + test >= 0.9:
+    val, test = _get(cfg, "data.val_fraction"), _get(cfg, "data.test_fraction")
+    if val is not _ABSENT and test is not _ABSENT and val + test >= 0.9:
         raise ConfigError("data.val_fraction", val,
                           f"val_fraction + test_fraction must stay below 0.9 (test_fraction={test})")
 
 
 @_cross_check
 def _widths_match_depth(cfg):
-    model = cfg.get("model") or {}
-    width, depth = model.get("width"), model.get("depth")
-    if isinstance(width, (list, tuple)) and len(width) != depth:
+    width, depth = _get(cfg, "model.width"), _get(cfg, "model.depth")
+    if isinstance(width, list) and len(width) != depth:
         raise ConfigError("model.width", list(width),
                           f"a list of widths needs one entry per hidden layer (model.depth={depth})")
 

@@ -1,0 +1,52 @@
+"""Every choice of every config group runs, and the README's recipes compose and train."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from deeptune.config import group_choices
+from deeptune.train import train
+
+SKIP = {
+    # Selected by other tests: they need a GPU, several processes, or a user's file.
+    ("trainer", "gpu"), ("trainer", "ddp"), ("data", "csv"), ("data", "npz"),
+    ("logger", "wandb"), ("logger", "many"),
+}
+GROUPS = ["model", "data", "optimizer", "scheduler", "trainer", "callbacks", "logger", "debug",
+          "experiment", "paths"]
+CASES = [(g, c) for g in GROUPS for c in group_choices(g) if (g, c) not in SKIP]
+
+
+@pytest.mark.parametrize(("group", "choice"), CASES, ids=[f"{g}={c}" for g, c in CASES])
+def test_every_choice_trains_one_epoch(train_cfg, group, choice):
+    overrides = [f"{group}={choice}", "trainer.max_epochs=1"]
+    cfg = train_cfg(*overrides)
+    value = train(cfg)
+    assert 0.0 <= value <= 1.0
+    metrics = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"acc", "f1", "loss"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="trainer=gpu needs a CUDA device")
+def test_gpu_trainer(train_cfg):
+    assert train(train_cfg("trainer=gpu")) > 0
+
+
+README_RECIPES = [
+    ["optimizer=adam", "model.depth=8", "model.width=128", "model.activation=gelu"],
+    ["model.norm=batch", "model.init=xavier_uniform", "model.dropout=0.3",
+     "optimizer.weight_decay=1e-4"],
+    ["scheduler=two_stage", "data.batch_size=128", "trainer.max_epochs=2", "seed=7"],
+    ["model.width=[64,32,16]", "model.depth=3", "model.residual=true"],
+    ["trainer.gradient_clip_val=1.0", "trainer.gradient_clip_algorithm=value"],
+    ["callbacks.early_stopping.patience=1", "callbacks.early_stopping.min_delta=0.01"],
+    ["model.activation=maxout", "model.maxout_pieces=3", "model.norm=layer"],
+    ["optimizer=lbfgs", "optimizer.weight_decay=1e-3", "data.batch_size=512"],
+]
+
+
+@pytest.mark.parametrize("overrides", README_RECIPES, ids=lambda o: " ".join(o))
+def test_readme_recipes(train_cfg, overrides):
+    assert train(train_cfg(*overrides)) > 0.1  # better than chance on 10 digits

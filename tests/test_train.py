@@ -1,0 +1,111 @@
+"""End to end: accuracy of the default, reproducibility, outputs, eval, multirun, DDP, W&B."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deeptune.eval import evaluate
+from deeptune.train import train
+
+from conftest import ROOT, compose_cfg, run_cli
+
+
+def _metrics(cfg) -> dict:
+    return json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+
+
+def test_default_reaches_95_percent_on_digits(train_cfg):
+    cfg = train_cfg(fast=False, *["logger=csv"])
+    assert train(cfg) >= 0.95  # val/acc of the best checkpoint
+    metrics = _metrics(cfg)
+    assert metrics["test"]["acc"] >= 0.95
+    assert 1 <= metrics["best_epoch"] <= metrics["epochs"] <= 30
+
+
+def test_run_folder_contents(train_cfg):
+    cfg = train_cfg("trainer.max_epochs=2")
+    train(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert {"best.ckpt", "last.ckpt"} <= {p.name for p in (out / "checkpoints").iterdir()}
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["paths"]["output_dir"] == str(out)  # resolved, no ${...} left
+    assert saved["model"]["depth"] == 2 and saved["data"]["seed"] == 42
+    rows = (out / "csv" / "metrics.csv").read_text().splitlines()
+    assert "val/acc" in rows[0] and len(rows) >= 3
+    metrics = _metrics(cfg)
+    assert metrics["epochs"] == 2 and metrics["seed"] == 42
+    assert metrics["best_checkpoint"].endswith("best.ckpt")
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_same_seed_same_metrics(train_cfg, seed):
+    runs = [_metrics_of(train_cfg, f"seed={seed}", out=f"r{i}") for i in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_seed_zero_is_honoured(train_cfg):
+    zero, one = (_metrics_of(train_cfg, f"seed={s}", out=f"s{s}") for s in (0, 1))
+    assert zero != one
+    assert zero == _metrics_of(train_cfg, "seed=0", out="again")
+
+
+def _metrics_of(train_cfg, *overrides, out):
+    cfg = train_cfg("trainer.max_epochs=2", *overrides, out=out)
+    train(cfg)
+    return {k: v for k, v in _metrics(cfg).items() if k not in ("duration_s", "best_checkpoint")}
+
+
+def test_eval_reproduces_test_accuracy(train_cfg, tmp_path):
+    cfg = train_cfg("trainer.max_epochs=3", "model.norm=batch", "model.dropout=0.2")
+    train(cfg)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
+    eval_cfg = compose_cfg("eval", [f"ckpt_path={ckpt}"], tmp_path / "eval")
+    assert evaluate(eval_cfg) == pytest.approx(_metrics(cfg)["test"]["acc"], abs=1e-6)
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["checkpoint"] == str(ckpt)
+
+
+def test_wandb_offline_without_key(train_cfg, tmp_path, monkeypatch, caplog):
+    """With no WANDB_MODE and no key, the W&B run is written offline into the run folder."""
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    cfg = train_cfg("logger=wandb", "logger.wandb.group=g1", "tags=[t1]")
+    train(cfg)
+    runs = list((Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("run-*.wandb"))
+    assert "no API key found, logging offline" in caplog.text
+    assert "wandb sync" in caplog.text
+    assert (Path(cfg.paths.output_dir) / "csv" / "metrics.csv").is_file()  # CSV comes along
+
+
+@pytest.mark.slow
+def test_cli_run_and_multirun(tmp_path):
+    """The entry points as a user runs them: a run folder, then a 2x2 grid multirun."""
+    run = run_cli(str(ROOT / "train.py"), "logger=csv", "trainer.max_epochs=1", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "run folder:" in run.stdout
+    (out,) = (tmp_path / "outputs").glob("*/*")
+    assert (out / "metrics.json").is_file() and (out / "config.yaml").is_file()
+
+    sweep = run_cli(str(ROOT / "train.py"), "-m", "optimizer=sgd,adam", "model.depth=1,2",
+                    "logger=csv", "trainer.max_epochs=1", cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr
+    jobs = sorted((tmp_path / "multirun").glob("*/*/[0-9]*"))
+    assert [j.name for j in jobs] == ["0", "1", "2", "3"]
+    chosen = {(yaml.safe_load((j / "config.yaml").read_text())["optimizer"]["_target_"],
+               yaml.safe_load((j / "config.yaml").read_text())["model"]["depth"]) for j in jobs}
+    assert len(chosen) == 4 and all((j / "metrics.json").is_file() for j in jobs)
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes(tmp_path):
+    result = run_cli(str(ROOT / "train.py"), "trainer=ddp", "trainer.accelerator=cpu",
+                     "trainer.devices=2", "trainer.max_epochs=2", "logger=csv",
+                     f"hydra.run.dir={tmp_path}/ddp", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["test"]["acc"] > 0.5
+    assert [p.name for p in tmp_path.iterdir()] == ["ddp"]  # no second run folder
