@@ -41,5 +41,11 @@ def train_cfg(tmp_path):
 def run_cli(*args, cwd: Path, env: dict | None = None, timeout=300):
     """Run `python <script> args...` in a subprocess, as a user would."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", **(env or {})}
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -11,11 +11,25 @@ from deeptune.train import train
 
 SKIP = {
     # Selected by other tests: they need a GPU, several processes, or a user's file.
-    ("trainer", "gpu"), ("trainer", "ddp"), ("data", "csv"), ("data", "npz"),
-    ("logger", "wandb"), ("logger", "many"),
+    ("trainer", "gpu"),
+    ("trainer", "ddp"),
+    ("data", "csv"),
+    ("data", "npz"),
+    ("logger", "wandb"),
+    ("logger", "many"),
 }
-GROUPS = ["model", "data", "optimizer", "scheduler", "trainer", "callbacks", "logger", "debug",
-          "experiment", "paths"]
+GROUPS = [
+    "model",
+    "data",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "callbacks",
+    "logger",
+    "debug",
+    "experiment",
+    "paths",
+]
 CASES = [(g, c) for g in GROUPS for c in group_choices(g) if (g, c) not in SKIP]
 
 
@@ -36,8 +50,12 @@ def test_gpu_trainer(train_cfg):
 
 README_RECIPES = [
     ["optimizer=adam", "model.depth=8", "model.width=128", "model.activation=gelu"],
-    ["model.norm=batch", "model.init=xavier_uniform", "model.dropout=0.3",
-     "optimizer.weight_decay=1e-4"],
+    [
+        "model.norm=batch",
+        "model.init=xavier_uniform",
+        "model.dropout=0.3",
+        "optimizer.weight_decay=1e-4",
+    ],
     ["scheduler=two_stage", "data.batch_size=128", "trainer.max_epochs=2", "seed=7"],
     ["model.width=[64,32,16]", "model.depth=3", "model.residual=true"],
     ["trainer.gradient_clip_val=1.0", "trainer.gradient_clip_algorithm=value"],

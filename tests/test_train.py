@@ -5,11 +5,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT, compose_cfg, run_cli
 
 from deeptune.eval import evaluate
 from deeptune.train import train
-
-from conftest import ROOT, compose_cfg, run_cli
 
 
 def _metrics(cfg) -> dict:
@@ -17,7 +16,7 @@ def _metrics(cfg) -> dict:
 
 
 def test_default_reaches_95_percent_on_digits(train_cfg):
-    cfg = train_cfg(fast=False, *["logger=csv"])
+    cfg = train_cfg("logger=csv", fast=False)
     assert train(cfg) >= 0.95  # val/acc of the best checkpoint
     metrics = _metrics(cfg)
     assert metrics["test"]["acc"] >= 0.95
@@ -91,21 +90,40 @@ def test_cli_run_and_multirun(tmp_path):
     (out,) = (tmp_path / "outputs").glob("*/*")
     assert (out / "metrics.json").is_file() and (out / "config.yaml").is_file()
 
-    sweep = run_cli(str(ROOT / "train.py"), "-m", "optimizer=sgd,adam", "model.depth=1,2",
-                    "logger=csv", "trainer.max_epochs=1", cwd=tmp_path)
+    sweep = run_cli(
+        str(ROOT / "train.py"),
+        "-m",
+        "optimizer=sgd,adam",
+        "model.depth=1,2",
+        "logger=csv",
+        "trainer.max_epochs=1",
+        cwd=tmp_path,
+    )
     assert sweep.returncode == 0, sweep.stderr
     jobs = sorted((tmp_path / "multirun").glob("*/*/[0-9]*"))
     assert [j.name for j in jobs] == ["0", "1", "2", "3"]
-    chosen = {(yaml.safe_load((j / "config.yaml").read_text())["optimizer"]["_target_"],
-               yaml.safe_load((j / "config.yaml").read_text())["model"]["depth"]) for j in jobs}
+    chosen = {
+        (
+            yaml.safe_load((j / "config.yaml").read_text())["optimizer"]["_target_"],
+            yaml.safe_load((j / "config.yaml").read_text())["model"]["depth"],
+        )
+        for j in jobs
+    }
     assert len(chosen) == 4 and all((j / "metrics.json").is_file() for j in jobs)
 
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes(tmp_path):
-    result = run_cli(str(ROOT / "train.py"), "trainer=ddp", "trainer.accelerator=cpu",
-                     "trainer.devices=2", "trainer.max_epochs=2", "logger=csv",
-                     f"hydra.run.dir={tmp_path}/ddp", cwd=tmp_path)
+    result = run_cli(
+        str(ROOT / "train.py"),
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=2",
+        "logger=csv",
+        f"hydra.run.dir={tmp_path}/ddp",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["test"]["acc"] > 0.5
     assert [p.name for p in tmp_path.iterdir()] == ["ddp"]  # no second run folder

@@ -20,8 +20,16 @@ from deeptune.optim.schedulers import two_stage_exponential, warmup
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
 @pytest.mark.parametrize("norm", ["none", "batch", "layer"])
 def test_mlp_shapes(activation, norm):
-    net = MLP(5, 3, depth=3, width=[8, 6, 6], activation=activation, norm=norm, residual=True,
-              maxout_pieces=3)
+    net = MLP(
+        5,
+        3,
+        depth=3,
+        width=[8, 6, 6],
+        activation=activation,
+        norm=norm,
+        residual=True,
+        maxout_pieces=3,
+    )
     assert net(torch.randn(4, 5)).shape == (4, 3)
     assert [b.linear.in_features for b in net.hidden] == [5, 8, 6]
     assert [b.residual for b in net.hidden] == [False, False, True]
@@ -30,7 +38,11 @@ def test_mlp_shapes(activation, norm):
 def test_block_order_is_linear_norm_activation_dropout():
     block = MLP(4, 2, depth=1, width=8, norm="batch", dropout=0.5).hidden[0]
     assert [type(m).__name__ for m in block.children()] == [
-        "Linear", "BatchNorm1d", "ReLU", "Dropout"]
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Dropout",
+    ]
 
 
 def test_maxout_and_geglu_widen_the_linear_map():
@@ -38,15 +50,18 @@ def test_maxout_and_geglu_widen_the_linear_map():
     assert MLP(4, 2, 1, 8, activation="geglu").hidden[0].linear.out_features == 16
 
 
-@pytest.mark.parametrize(("scheme", "activation", "std"), [
-    ("kaiming_normal", "relu", math.sqrt(2 / 400)),
-    ("kaiming_normal", "tanh", 5 / 3 / math.sqrt(400)),
-    ("xavier_normal", "tanh", 5 / 3 * math.sqrt(2 / (400 + 300))),
-    ("xavier_uniform", "sigmoid", math.sqrt(2 / 700)),
-    ("scaled_normal", "relu", 1 / math.sqrt(400)),
-    ("normal", "relu", 1.0),
-    ("uniform", "relu", 1 / math.sqrt(400) / math.sqrt(3)),
-])
+@pytest.mark.parametrize(
+    ("scheme", "activation", "std"),
+    [
+        ("kaiming_normal", "relu", math.sqrt(2 / 400)),
+        ("kaiming_normal", "tanh", 5 / 3 / math.sqrt(400)),
+        ("xavier_normal", "tanh", 5 / 3 * math.sqrt(2 / (400 + 300))),
+        ("xavier_uniform", "sigmoid", math.sqrt(2 / 700)),
+        ("scaled_normal", "relu", 1 / math.sqrt(400)),
+        ("normal", "relu", 1.0),
+        ("uniform", "relu", 1 / math.sqrt(400) / math.sqrt(3)),
+    ],
+)
 def test_init_scale(scheme, activation, std):
     torch.manual_seed(0)
     layer = nn.Linear(400, 300)
@@ -125,9 +140,17 @@ def test_batches_are_slices_with_a_seeded_order():
 
 def test_ddp_shards_are_disjoint_and_equal():
     x, y = torch.arange(11.0).unsqueeze(1), torch.arange(11)
-    shards = [torch.cat([yb for _, yb in TensorBatches(x, y, 2, shuffle=True, seed=1, rank=r,
-                                                      world_size=2, equal_shards=True)])
-              for r in range(2)]
+    shards = [
+        torch.cat(
+            [
+                yb
+                for _, yb in TensorBatches(
+                    x, y, 2, shuffle=True, seed=1, rank=r, world_size=2, equal_shards=True
+                )
+            ]
+        )
+        for r in range(2)
+    ]
     assert len(shards[0]) == len(shards[1]) == 5
     assert not set(shards[0].tolist()) & set(shards[1].tolist())
 

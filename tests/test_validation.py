@@ -4,12 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, run_cli
 
 from deeptune.config import Rule, check_group_overrides
 from deeptune.errors import ConfigError
 from deeptune.train import train
-
-from conftest import ROOT, run_cli
 
 BAD_VALUES = [
     ("model.depth=0", "model.depth=0 is invalid: must be an integer >= 1"),
@@ -22,7 +21,10 @@ BAD_VALUES = [
     ("model.width=[8,0]", "model.width=[8, 0] is invalid: must be an integer >= 1"),
     ("model.width=[8,8,8]", "model.width=[8, 8, 8] is invalid: a list of widths needs one entry"),
     ("optimizer.lr=-1", "optimizer.lr=-1 is invalid: must be a number > 0"),
-    ("optimizer.weight_decay=-0.1", "optimizer.weight_decay=-0.1 is invalid: must be a number >= 0"),
+    (
+        "optimizer.weight_decay=-0.1",
+        "optimizer.weight_decay=-0.1 is invalid: must be a number >= 0",
+    ),
     ("data.batch_size=0", "data.batch_size=0 is invalid: must be an integer >= 1"),
     ("data.val_fraction=1.2", "data.val_fraction=1.2 is invalid: must be a number > 0 and < 1"),
     ("seed=-3", "seed=-3 is invalid: must be an integer >= 0"),
@@ -53,8 +55,15 @@ def test_unknown_group_choice(override):
 
 
 def test_known_choices_and_plain_keys_pass():
-    check_group_overrides(["optimizer=sgd,adam", "model.depth=3", "hydra/launcher=basic",
-                           "+experiment=example", "~callbacks.early_stopping"])
+    check_group_overrides(
+        [
+            "optimizer=sgd,adam",
+            "model.depth=3",
+            "hydra/launcher=basic",
+            "+experiment=example",
+            "~callbacks.early_stopping",
+        ]
+    )
 
 
 def test_missing_csv(train_cfg, tmp_path):
@@ -72,11 +81,14 @@ def _write_csv(path, text):
     return path
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("a,b,label\n1,2,0\n,4,1\n5,6,0\n", r"missing values \(NaN\) in column\(s\) a \(1\)"),
-    ("a,b,label\n1,x,0\n3,y,1\n", r"feature column\(s\) \['b'\] are not numeric"),
-    ("a,b,target\n1,2,0\n3,4,1\n", r"data.source.target='label' is invalid: columns are"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a,b,label\n1,2,0\n,4,1\n5,6,0\n", r"missing values \(NaN\) in column\(s\) a \(1\)"),
+        ("a,b,label\n1,x,0\n3,y,1\n", r"feature column\(s\) \['b'\] are not numeric"),
+        ("a,b,target\n1,2,0\n3,4,1\n", r"data.source.target='label' is invalid: columns are"),
+    ],
+)
 def test_bad_csv(train_cfg, tmp_path, text, message):
     path = _write_csv(tmp_path / "t.csv", text)
     with pytest.raises(ConfigError, match=message):
@@ -101,8 +113,9 @@ def test_rule_descriptions():
 def test_cli_errors_are_one_line_with_exit_2(tmp_path):
     """As a user sees them: stderr is one line, exit status 2, no traceback, no metrics.json."""
     for args in (["model.depth=0"], ["optimizer=adamm"], ["data=csv", "data.source.path=no.csv"]):
-        result = run_cli(str(ROOT / "train.py"), "logger=csv", f"hydra.run.dir={tmp_path}/r",
-                         *args, cwd=tmp_path)
+        result = run_cli(
+            str(ROOT / "train.py"), "logger=csv", f"hydra.run.dir={tmp_path}/r", *args, cwd=tmp_path
+        )
         assert result.returncode == 2, result.stderr
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
@@ -116,12 +129,13 @@ def test_eval_bad_checkpoints(tmp_path):
     (run / "checkpoints").mkdir(parents=True)
     corrupt = run / "checkpoints" / "best.ckpt"
     corrupt.write_bytes(b"not a checkpoint")
-    cases = [([], "ckpt_path=None is invalid: required"),
-             ([f"ckpt_path={tmp_path}/missing.ckpt"], "missing.ckpt' is invalid: no such file"),
-             ([f"ckpt_path={corrupt}"], "is invalid: cannot read the checkpoint")]
+    cases = [
+        ([], "ckpt_path=None is invalid: required"),
+        ([f"ckpt_path={tmp_path}/missing.ckpt"], "missing.ckpt' is invalid: no such file"),
+        ([f"ckpt_path={corrupt}"], "is invalid: cannot read the checkpoint"),
+    ]
     for args, message in cases:
-        result = run_cli(str(ROOT / "eval.py"), f"hydra.run.dir={tmp_path}/e", *args,
-                         cwd=tmp_path)
+        result = run_cli(str(ROOT / "eval.py"), f"hydra.run.dir={tmp_path}/e", *args, cwd=tmp_path)
         assert result.returncode == 2
         assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
         assert message in result.stderr

@@ -62,15 +62,25 @@ def wandb_has_key() -> bool:
 def loggers(cfg: DictConfig) -> list:
     built = []
     for name, node in (cfg.get("logger") or {}).items():
-        if "WandbLogger" in node.get("_target_", "") and not node.get("offline"):
-            if not os.environ.get("WANDB_MODE") and not wandb_has_key():
-                node = node.copy()
-                node.offline = True
-                log.warning("W&B: no API key found, logging offline to %s/wandb; upload later "
-                            "with `wandb sync %s/wandb/offline-run-*`", node.save_dir,
-                            node.save_dir)
+        if "WandbLogger" in node.get("_target_", ""):
+            node = _wandb_offline_without_key(node)
         built.append(build(node, f"logger.{name}"))
     return built
+
+
+def _wandb_offline_without_key(node: DictConfig) -> DictConfig:
+    """Without a key W&B would prompt for one or fail: log offline and say how to upload."""
+    if node.get("offline") or os.environ.get("WANDB_MODE") or wandb_has_key():
+        return node  # the user's explicit choice, or an online run
+    node = node.copy()
+    node.offline = True
+    log.warning(
+        "W&B: no API key found, logging offline to %s/wandb; upload later with "
+        "`wandb sync %s/wandb/offline-run-*`",
+        node.save_dir,
+        node.save_dir,
+    )
+    return node
 
 
 def callbacks(cfg: DictConfig, has_logger: bool) -> list:
@@ -86,5 +96,6 @@ def trainer(cfg: DictConfig, **kwargs):
     try:
         return build(cfg.trainer, "trainer", **kwargs)
     except ConfigError as err:  # almost always the device: name the key users set
-        raise ConfigError("trainer.accelerator", cfg.trainer.get("accelerator"),
-                          err.allowed) from None
+        raise ConfigError(
+            "trainer.accelerator", cfg.trainer.get("accelerator"), err.allowed
+        ) from None

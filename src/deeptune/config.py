@@ -38,9 +38,11 @@ class Rule:
             names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
             kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
             text = " or ".join(names.get(k, k.__name__) for k in kinds)
-            bounds = [f"{op} {v:g}" for op, v in
-                      ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
-                      if v is not None]
+            bounds = [
+                f"{op} {v:g}"
+                for op, v in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+                if v is not None
+            ]
             text += " " + " and ".join(bounds) if bounds else ""
         if self.each:
             text += " (or a list of them)"
@@ -63,12 +65,15 @@ class Rule:
             pass
         elif not isinstance(value, kinds):
             return False
-        return all(check for check in (
-            self.ge is None or value >= self.ge,
-            self.gt is None or value > self.gt,
-            self.le is None or value <= self.le,
-            self.lt is None or value < self.lt,
-        ))
+        return all(
+            check
+            for check in (
+                self.ge is None or value >= self.ge,
+                self.gt is None or value > self.gt,
+                self.le is None or value <= self.le,
+                self.lt is None or value < self.lt,
+            )
+        )
 
 
 INT_POS, FLOAT_POS, FLOAT_NONNEG = Rule(int, ge=1), Rule(float, gt=0), Rule(float, ge=0)
@@ -132,16 +137,22 @@ def _cross_check(fn):
 def _fractions_leave_training_data(cfg):
     val, test = _get(cfg, "data.val_fraction"), _get(cfg, "data.test_fraction")
     if val is not _ABSENT and test is not _ABSENT and val + test >= 0.9:
-        raise ConfigError("data.val_fraction", val,
-                          f"val_fraction + test_fraction must stay below 0.9 (test_fraction={test})")
+        raise ConfigError(
+            "data.val_fraction",
+            val,
+            f"val_fraction + test_fraction must stay below 0.9 (test_fraction={test})",
+        )
 
 
 @_cross_check
 def _widths_match_depth(cfg):
     width, depth = _get(cfg, "model.width"), _get(cfg, "model.depth")
     if isinstance(width, list) and len(width) != depth:
-        raise ConfigError("model.width", list(width),
-                          f"a list of widths needs one entry per hidden layer (model.depth={depth})")
+        raise ConfigError(
+            "model.width",
+            list(width),
+            f"a list of widths needs one entry per hidden layer (model.depth={depth})",
+        )
 
 
 def _get(cfg: DictConfig, path: str):
@@ -160,8 +171,9 @@ _ABSENT = object()
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for the first value that breaks a rule."""
     if missing := sorted(OmegaConf.missing_keys(cfg)):
-        raise ConfigError(missing[0], "???", "required: set it on the command line, "
-                          f"e.g. {missing[0]}=<value>")
+        raise ConfigError(
+            missing[0], "???", f"required: set it on the command line, e.g. {missing[0]}=<value>"
+        )
     for path, rule in RULES.items():
         value = _get(cfg, path)
         if value is not _ABSENT and not rule.ok(value):
@@ -189,11 +201,18 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
         return
     for override in parsed:
         group = override.key_or_group
-        if (override.is_delete() or group.startswith("hydra")
-                or override.package or not (CONFIG_DIR / group).is_dir()):
+        if (
+            override.is_delete()
+            or group.startswith("hydra")
+            or override.package
+            or not (CONFIG_DIR / group).is_dir()
+        ):
             continue
-        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [
-            override.value()]
+        values = (
+            list(override.sweep_string_iterator())
+            if override.is_sweep_override()
+            else [override.value()]
+        )
         allowed = group_choices(group)
         for value in values:
             if value is not None and str(value) not in allowed and str(value) != "null":

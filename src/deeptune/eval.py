@@ -20,9 +20,12 @@ def run_config(ckpt: Path) -> DictConfig:
     for folder in (ckpt.parent.parent, ckpt.parent):
         if (folder / outputs.RESOLVED_CONFIG).is_file():
             return OmegaConf.load(folder / outputs.RESOLVED_CONFIG)
-    raise ConfigError("ckpt_path", str(ckpt),
-                      f"no {outputs.RESOLVED_CONFIG} found next to its checkpoints/ folder; "
-                      "pass a checkpoint written by train.py")
+    raise ConfigError(
+        "ckpt_path",
+        str(ckpt),
+        f"no {outputs.RESOLVED_CONFIG} found next to its checkpoints/ folder; "
+        "pass a checkpoint written by train.py",
+    )
 
 
 def load_weights(ckpt: Path) -> dict:
@@ -31,9 +34,11 @@ def load_weights(ckpt: Path) -> dict:
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, not a zip, not a checkpoint at all
-        raise ConfigError("ckpt_path", str(ckpt),
-                          f"cannot read the checkpoint ({type(err).__name__}: "
-                          f"{str(err).splitlines()[0][:120]})") from None
+        raise ConfigError(
+            "ckpt_path",
+            str(ckpt),
+            f"cannot read the checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:120]})",
+        ) from None
     if not isinstance(state, dict) or "state_dict" not in state:
         raise ConfigError("ckpt_path", str(ckpt), "not a Lightning checkpoint (no state_dict)")
     return state["state_dict"]
@@ -41,8 +46,11 @@ def load_weights(ckpt: Path) -> dict:
 
 def evaluate(cfg: DictConfig) -> float:
     if not cfg.get("ckpt_path"):
-        raise ConfigError("ckpt_path", None, "required: python eval.py "
-                          "ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt")
+        raise ConfigError(
+            "ckpt_path",
+            None,
+            "required: python eval.py ckpt_path=outputs/<date>/<time>/checkpoints/best.ckpt",
+        )
     ckpt = Path(cfg.ckpt_path).expanduser()
     if not ckpt.is_file():
         raise ConfigError("ckpt_path", str(ckpt), "no such file")
@@ -54,8 +62,13 @@ def evaluate(cfg: DictConfig) -> float:
     datamodule = builders.datamodule(run_cfg, table)
     model = builders.classifier(run_cfg, datamodule)
     model.load_state_dict(state_dict)
-    trainer = builders.trainer(cfg, logger=False, enable_checkpointing=False,
-                               enable_model_summary=False, enable_progress_bar=False)
+    trainer = builders.trainer(
+        cfg,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+    )
     metrics = outputs.split_metrics(trainer.test(model, datamodule, verbose=False)[0])
     metrics["checkpoint"] = str(ckpt.resolve())
     out_dir = Path(cfg.paths.output_dir)

@@ -38,11 +38,13 @@ def train(cfg: DictConfig) -> float:
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     # Report the model that was kept: the best checkpoint when there is one.
     ckpt = best or None
-    metrics.update(outputs.split_metrics(trainer.validate(model, datamodule, ckpt_path=ckpt,
-                                                          verbose=False)[0]))
+    metrics.update(
+        outputs.split_metrics(trainer.validate(model, datamodule, ckpt_path=ckpt, verbose=False)[0])
+    )
     if cfg.get("test"):
-        metrics.update(outputs.split_metrics(trainer.test(model, datamodule, ckpt_path=ckpt,
-                                                          verbose=False)[0]))
+        metrics.update(
+            outputs.split_metrics(trainer.test(model, datamodule, ckpt_path=ckpt, verbose=False)[0])
+        )
     metrics.update(
         epochs=trainer.current_epoch,
         best_epoch=_best_epoch(best),

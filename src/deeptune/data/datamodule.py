@@ -21,8 +21,9 @@ class TensorBatches:
     have equal length so all ranks take the same number of steps.
     """
 
-    def __init__(self, x, y, batch_size, shuffle=False, seed=0, rank=0, world_size=1,
-                 equal_shards=False):
+    def __init__(
+        self, x, y, batch_size, shuffle=False, seed=0, rank=0, world_size=1, equal_shards=False
+    ):
         self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
         self.rank, self.world_size = rank, world_size
         n = len(x) - len(x) % world_size if equal_shards else len(x)
@@ -51,9 +52,18 @@ class TensorBatches:
 class TensorDataModule(L.LightningDataModule):
     """Stratified train / val / test split of a `Table`, standardised on the training split."""
 
-    def __init__(self, source: Table, batch_size: int = 64, eval_batch_size: int = 1024,
-                 val_fraction: float = 0.15, test_fraction: float = 0.15, split_seed: int = 0,
-                 standardize: bool = True, shuffle: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        source: Table,
+        batch_size: int = 64,
+        eval_batch_size: int = 1024,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        split_seed: int = 0,
+        standardize: bool = True,
+        shuffle: bool = True,
+        seed: int = 0,
+    ):
         super().__init__()
         self.table = source
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
@@ -77,11 +87,18 @@ class TensorDataModule(L.LightningDataModule):
         }
 
     def _batches(self, name: str, train: bool = False) -> TensorBatches:
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        rank, world = (
+            (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        )
         x, y = self.tensors[name]
         return TensorBatches(
-            x, y, self.batch_size if train else self.eval_batch_size,
-            shuffle=train and self.shuffle, seed=self.seed, rank=rank, world_size=world,
+            x,
+            y,
+            self.batch_size if train else self.eval_batch_size,
+            shuffle=train and self.shuffle,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
             equal_shards=train,
         )
 
@@ -98,19 +115,30 @@ class TensorDataModule(L.LightningDataModule):
         return self._batches("test")
 
 
-def split(table: Table, val_fraction: float, test_fraction: float, seed: int,
-          standardize: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def split(
+    table: Table, val_fraction: float, test_fraction: float, seed: int, standardize: bool
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Stratified split; the scaler sees the training split only, so nothing leaks."""
     idx = np.arange(len(table.y))
     try:
-        rest, test = train_test_split(idx, test_size=test_fraction, random_state=seed,
-                                      stratify=table.y)
-        train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction),
-                                      random_state=seed, stratify=table.y[rest])
+        rest, test = train_test_split(
+            idx, test_size=test_fraction, random_state=seed, stratify=table.y
+        )
+        train, val = train_test_split(
+            rest,
+            test_size=val_fraction / (1 - test_fraction),
+            random_state=seed,
+            stratify=table.y[rest],
+        )
     except ValueError as err:  # e.g. a class too small to appear in every split
-        raise ConfigError("data.val_fraction/test_fraction", (val_fraction, test_fraction),
-                          f"cannot split {len(idx)} samples by class: {err}") from None
+        raise ConfigError(
+            "data.val_fraction/test_fraction",
+            (val_fraction, test_fraction),
+            f"cannot split {len(idx)} samples by class: {err}",
+        ) from None
     x = table.x
     if standardize:
         x = StandardScaler().fit(x[train]).transform(x).astype(np.float32)
-    return {name: (x[i], table.y[i]) for name, i in (("train", train), ("val", val), ("test", test))}
+    return {
+        name: (x[i], table.y[i]) for name, i in (("train", train), ("val", val), ("test", test))
+    }

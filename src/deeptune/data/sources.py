@@ -41,8 +41,9 @@ def circles(n_samples: int = 1000, noise: float = 0.1, factor: float = 0.5, seed
     return Table.from_labels(x, y)
 
 
-def spirals(n_samples: int = 1500, n_classes: int = 3, turns: float = 1.0, noise: float = 0.2,
-            seed: int = 0) -> Table:
+def spirals(
+    n_samples: int = 1500, n_classes: int = 3, turns: float = 1.0, noise: float = 0.2, seed: int = 0
+) -> Table:
     """Interleaved 2-D spiral arms (scikit-learn has no generator for them)."""
     rng = np.random.default_rng(seed)
     y = np.arange(n_samples) % n_classes
@@ -52,19 +53,38 @@ def spirals(n_samples: int = 1500, n_classes: int = 3, turns: float = 1.0, noise
     return Table.from_labels(x, y)
 
 
-def blobs(n_samples: int = 3000, n_features: int = 64, centers: int = 10,
-          cluster_std: float = 6.0, seed: int = 0) -> Table:
-    x, y = datasets.make_blobs(n_samples, n_features, centers=centers, cluster_std=cluster_std,
-                               random_state=seed)
+def blobs(
+    n_samples: int = 3000,
+    n_features: int = 64,
+    centers: int = 10,
+    cluster_std: float = 6.0,
+    seed: int = 0,
+) -> Table:
+    x, y = datasets.make_blobs(
+        n_samples, n_features, centers=centers, cluster_std=cluster_std, random_state=seed
+    )
     return Table.from_labels(x, y)
 
 
-def classification(n_samples: int = 3000, n_features: int = 40, n_informative: int = 10,
-                   n_redundant: int = 10, n_classes: int = 5, class_sep: float = 1.0,
-                   flip_y: float = 0.01, seed: int = 0) -> Table:
+def classification(
+    n_samples: int = 3000,
+    n_features: int = 40,
+    n_informative: int = 10,
+    n_redundant: int = 10,
+    n_classes: int = 5,
+    class_sep: float = 1.0,
+    flip_y: float = 0.01,
+    seed: int = 0,
+) -> Table:
     x, y = datasets.make_classification(
-        n_samples, n_features, n_informative=n_informative, n_redundant=n_redundant,
-        n_classes=n_classes, class_sep=class_sep, flip_y=flip_y, random_state=seed,
+        n_samples,
+        n_features,
+        n_informative=n_informative,
+        n_redundant=n_redundant,
+        n_classes=n_classes,
+        class_sep=class_sep,
+        flip_y=flip_y,
+        random_state=seed,
     )
     return Table.from_labels(x, y)
 
@@ -87,30 +107,40 @@ def csv(path: str, target: str = "label", features: list[str] | None = None) -> 
     if missing := [c for c in cols if c not in frame.columns]:
         raise ConfigError("data.source.features", missing, f"columns are {list(frame.columns)}")
     if bad := [c for c in cols if not pd.api.types.is_numeric_dtype(frame[c])]:
-        raise ConfigError("data.source.path", path,
-                          f"feature column(s) {bad} are not numeric; encode them or drop them "
-                          "with data.source.features=[...]")
+        raise ConfigError(
+            "data.source.path",
+            path,
+            f"feature column(s) {bad} are not numeric; encode them or drop them "
+            "with data.source.features=[...]",
+        )
     data = frame[cols + [target]]
     if data.isna().any().any():
         counts = data.isna().sum()
         where = ", ".join(f"{c} ({n})" for c, n in counts[counts > 0].items())
-        raise ConfigError("data.source.path", path,
-                          f"missing values (NaN) in column(s) {where}; impute or drop those rows")
+        raise ConfigError(
+            "data.source.path",
+            path,
+            f"missing values (NaN) in column(s) {where}; impute or drop those rows",
+        )
     return Table.from_labels(data[cols].to_numpy(), data[target].to_numpy())
 
 
 def npz(path: str, features_key: str = "x", target_key: str = "y") -> Table:
     """A NumPy .npz archive with a (n, features) array and a (n,) label array."""
     with np.load(_existing(path, "data.source.path")) as archive:
-        for key, name in (("data.source.features_key", features_key),
-                          ("data.source.target_key", target_key)):
+        for key, name in (
+            ("data.source.features_key", features_key),
+            ("data.source.target_key", target_key),
+        ):
             if name not in archive:
                 raise ConfigError(key, name, f"arrays in the file are {list(archive.keys())}")
         x, y = archive[features_key], archive[target_key]
     if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
-        raise ConfigError("data.source.path", path,
-                          f"need x of shape (n, features) and y of shape (n,), got {x.shape} and "
-                          f"{y.shape}")
+        raise ConfigError(
+            "data.source.path",
+            path,
+            f"need x of shape (n, features) and y of shape (n,), got {x.shape} and {y.shape}",
+        )
     if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
         raise ConfigError("data.source.path", path, "features must be finite numbers (no NaN)")
     return Table.from_labels(x, y)

@@ -54,7 +54,10 @@ class Classifier(L.LightningModule):
 
     def _log_epoch(self, stage: str) -> None:
         # torchmetrics' compute() already reduces across DDP ranks.
-        values = {f"{stage}/loss": self.losses[f"_{stage}"].compute(), **self.metrics[f"_{stage}"].compute()}
+        values = {
+            f"{stage}/loss": self.losses[f"_{stage}"].compute(),
+            **self.metrics[f"_{stage}"].compute(),
+        }
         self.log_dict(values)
         self.losses[f"_{stage}"].reset()
         self.metrics[f"_{stage}"].reset()

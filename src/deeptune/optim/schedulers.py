@@ -21,8 +21,9 @@ class _TwoStageFactor:
         return self.gamma**first * self.gamma_after ** max(0, epoch - self.switch_epoch)
 
 
-def two_stage_exponential(optimizer: Optimizer, gamma: float = 0.95, gamma_after: float = 0.8,
-                          switch_epoch: int = 10) -> LambdaLR:
+def two_stage_exponential(
+    optimizer: Optimizer, gamma: float = 0.95, gamma_after: float = 0.8, switch_epoch: int = 10
+) -> LambdaLR:
     """Exponential decay whose rate changes at `switch_epoch`.
 
     SequentialLR of two ExponentialLR would restart the second at the base rate; this keeps
@@ -31,13 +32,20 @@ def two_stage_exponential(optimizer: Optimizer, gamma: float = 0.95, gamma_after
     return LambdaLR(optimizer, _TwoStageFactor(gamma, gamma_after, switch_epoch))
 
 
-def warmup(optimizer: Optimizer, warmup_epochs: int = 5, start_factor: float = 0.1,
-           then: str = "cosine", max_epochs: int = 30, eta_min: float = 0.0) -> SequentialLR:
+def warmup(
+    optimizer: Optimizer,
+    warmup_epochs: int = 5,
+    start_factor: float = 0.1,
+    then: str = "cosine",
+    max_epochs: int = 30,
+    eta_min: float = 0.0,
+) -> SequentialLR:
     """Linear warm-up from `start_factor` x lr, then cosine annealing or a constant rate."""
     ramp = LinearLR(optimizer, start_factor=start_factor, total_iters=warmup_epochs)
     if then == "cosine":
-        after = CosineAnnealingLR(optimizer, T_max=max(1, max_epochs - warmup_epochs),
-                                  eta_min=eta_min)
+        after = CosineAnnealingLR(
+            optimizer, T_max=max(1, max_epochs - warmup_epochs), eta_min=eta_min
+        )
     else:
         after = ConstantLR(optimizer, factor=1.0, total_iters=0)
     return SequentialLR(optimizer, [ramp, after], milestones=[warmup_epochs])
