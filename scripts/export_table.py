@@ -1,7 +1,7 @@
 """Write one of scikit-learn's bundled data sets as a CSV or NPZ file, to try data=csv / data=npz.
 
-    python scripts/export_table.py wine wine.csv
-    python train.py data=csv data.source.path=wine.csv data.source.target=label
+python scripts/export_table.py wine wine.csv
+python train.py data=csv data.source.path=wine.csv data.source.target=label
 """
 
 import argparse

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -68,3 +70,34 @@ README_RECIPES = [
 @pytest.mark.parametrize("overrides", README_RECIPES, ids=lambda o: " ".join(o))
 def test_readme_recipes(train_cfg, overrides):
     assert train(train_cfg(*overrides)) > 0.1  # better than chance on 10 digits
+
+
+def test_own_csv_and_npz_tables(train_cfg, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    labels = np.where(x[:, 0] + x[:, 1] > 0, "pos", "neg")
+    frame = pd.DataFrame(x, columns=["a", "b", "c"]).assign(kind=labels)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    np.savez(tmp_path / "t.npz", x=x, y=(labels == "pos").astype(int))
+    csv_cfg = train_cfg(
+        "data=csv",
+        f"data.source.path={tmp_path / 't.csv'}",
+        "data.source.target=kind",
+        "data.source.features=[a,b]",
+        "trainer.max_epochs=5",
+        out="csv",
+    )
+    npz_cfg = train_cfg(
+        "data=npz", f"data.source.path={tmp_path / 't.npz'}", "trainer.max_epochs=5", out="npz"
+    )
+    assert train(csv_cfg) > 0.8 and train(npz_cfg) > 0.8
+
+
+def test_logger_many_writes_every_format(train_cfg, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = train_cfg("logger=many")
+    train(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert (out / "csv" / "metrics.csv").is_file()
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((out / "wandb").glob("offline-run-*"))

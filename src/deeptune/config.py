@@ -183,9 +183,8 @@ def validate(cfg: DictConfig) -> None:
 
 
 def group_choices(group: str) -> list[str]:
-    """The selectable options of a config group (files starting with '_' are shared parts)."""
-    folder = CONFIG_DIR / group
-    return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_"))
+    """The selectable options of a config group: its yaml files."""
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
 
 
 def check_group_overrides(overrides: Sequence[str]) -> None:
