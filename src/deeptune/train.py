@@ -33,33 +33,32 @@ def train(cfg: DictConfig) -> float:
     if trainer.is_global_zero:
         outputs.save_config(cfg, out_dir)
 
+    try:
+        metrics = _fit_and_test(cfg, trainer, model, datamodule)
+    finally:
+        _finish_wandb(loggers)
+    metrics.update(seed=cfg.seed, duration_s=round(time.perf_counter() - started, 2))
+    if trainer.is_global_zero:
+        outputs.save_metrics(metrics, out_dir)
+        outputs.print_summary("deeptune: final metrics", metrics, out_dir)
+    split, _, name = cfg.optimized_metric.partition("/")
+    return metrics[split][name]
+
+
+def _fit_and_test(cfg: DictConfig, trainer, model, datamodule) -> dict:
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {"train": outputs.split_metrics(trainer.callback_metrics).get("train", {})}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     # Report the model that was kept: the best checkpoint when there is one.
     ckpt = best or None
+    evaluations = [trainer.validate] + ([trainer.test] if cfg.get("test") else [])
+    for evaluate in evaluations:
+        results = evaluate(model, datamodule, ckpt_path=ckpt, verbose=False)[0]
+        metrics.update(outputs.split_metrics(results))
     metrics.update(
-        outputs.split_metrics(trainer.validate(model, datamodule, ckpt_path=ckpt, verbose=False)[0])
+        epochs=trainer.current_epoch, best_epoch=_best_epoch(best), best_checkpoint=best or None
     )
-    if cfg.get("test"):
-        metrics.update(
-            outputs.split_metrics(trainer.test(model, datamodule, ckpt_path=ckpt, verbose=False)[0])
-        )
-    metrics.update(
-        epochs=trainer.current_epoch,
-        best_epoch=_best_epoch(best),
-        best_checkpoint=best or None,
-        seed=cfg.seed,
-        duration_s=round(time.perf_counter() - started, 2),
-    )
-    for logger in loggers:
-        logger.finalize("success")
-    if trainer.is_global_zero:
-        outputs.save_metrics(metrics, out_dir)
-        outputs.print_summary("deeptune: final metrics", metrics, out_dir)
-    _finish_wandb(loggers)
-    split, _, name = cfg.optimized_metric.partition("/")
-    return metrics[split][name]
+    return metrics
 
 
 def _best_epoch(path: str) -> int | None:
