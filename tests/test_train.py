@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT, compose_cfg, run_cli
@@ -127,3 +128,33 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["test"]["acc"] > 0.5
     assert [p.name for p in tmp_path.iterdir()] == ["ddp"]  # no second run folder
+
+
+def test_switching_callbacks_off(train_cfg):
+    none = train_cfg("callbacks=none", out="none")
+    train(none)
+    assert not list(Path(none.paths.output_dir).rglob("*.ckpt"))
+    assert _metrics(none)["best_checkpoint"] is None
+    one_off = train_cfg("callbacks.early_stopping=null", "logger.csv=null", out="one_off")
+    train(one_off)
+    assert (Path(one_off.paths.output_dir) / "checkpoints" / "best.ckpt").is_file()
+    assert not (Path(one_off.paths.output_dir) / "csv").exists()
+
+
+def test_debug_fast_writes_no_checkpoint_or_log(train_cfg):
+    cfg = train_cfg("debug=fast")
+    train(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert not list(out.rglob("*.ckpt")) and not (out / "csv").exists()
+    assert _metrics(cfg)["test"]["acc"] >= 0
+
+
+def test_resume_from_last_checkpoint(train_cfg):
+    first = train_cfg("trainer.max_epochs=2", out="first")
+    train(first)
+    last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
+    resumed = train_cfg("trainer.max_epochs=4", f"ckpt_path={last}", out="resumed")
+    train(resumed)
+    assert _metrics(resumed)["epochs"] == 4
+    logged = pd.read_csv(Path(resumed.paths.output_dir) / "csv" / "metrics.csv")
+    assert logged["epoch"].dropna().min() == 2  # continued from epoch 2, did not start over

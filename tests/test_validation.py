@@ -29,6 +29,7 @@ BAD_VALUES = [
     ("data.val_fraction=1.2", "data.val_fraction=1.2 is invalid: must be a number > 0 and < 1"),
     ("seed=-3", "seed=-3 is invalid: must be an integer >= 0"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid: must be an integer >= 1"),
+    ("ckpt_path=nope.ckpt", "ckpt_path='nope.ckpt' is invalid: no such file"),
     ("optimized_metric=val/auc", "optimized_metric='val/auc' is invalid: must be one of val/acc"),
 ]
 

@@ -62,6 +62,8 @@ def wandb_has_key() -> bool:
 def loggers(cfg: DictConfig) -> list:
     built = []
     for name, node in (cfg.get("logger") or {}).items():
+        if node is None:  # logger.<name>=null switches one off
+            continue
         if "WandbLogger" in node.get("_target_", ""):
             node = _wandb_offline_without_key(node)
         built.append(build(node, f"logger.{name}"))
@@ -86,15 +88,23 @@ def _wandb_offline_without_key(node: DictConfig) -> DictConfig:
 def callbacks(cfg: DictConfig, has_logger: bool) -> list:
     built = []
     for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None:  # callbacks.<name>=null switches one off
+            continue
         if "LearningRateMonitor" in node.get("_target_", "") and not has_logger:
             continue  # Lightning refuses it without a logger
         built.append(build(node, f"callbacks.{name}"))
     return built
 
 
-def trainer(cfg: DictConfig, **kwargs):
+def trainer(cfg: DictConfig, callbacks: list, **kwargs):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    # Without a configured ModelCheckpoint, Lightning would add one of its own elsewhere.
+    kwargs.setdefault(
+        "enable_checkpointing", any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    )
     try:
-        return build(cfg.trainer, "trainer", **kwargs)
+        return build(cfg.trainer, "trainer", callbacks=callbacks, **kwargs)
     except ConfigError as err:  # almost always the device: name the key users set
         raise ConfigError(
             "trainer.accelerator", cfg.trainer.get("accelerator"), err.allowed

@@ -145,6 +145,15 @@ def _fractions_leave_training_data(cfg):
 
 
 @_cross_check
+def _resume_checkpoint_exists(cfg):
+    path = _get(cfg, "ckpt_path")
+    if isinstance(path, str) and not Path(path).expanduser().is_file():
+        raise ConfigError(
+            "ckpt_path", path, "no such file; resume from a run's checkpoints/last.ckpt"
+        )
+
+
+@_cross_check
 def _widths_match_depth(cfg):
     width, depth = _get(cfg, "model.width"), _get(cfg, "model.depth")
     if isinstance(width, list) and len(width) != depth:

@@ -56,6 +56,7 @@ def evaluate(cfg: DictConfig) -> float:
         raise ConfigError("ckpt_path", str(ckpt), "no such file")
     state_dict = load_weights(ckpt)
     run_cfg = run_config(ckpt)
+    run_cfg.ckpt_path = None  # where that run resumed from is no concern of ours
     validate(run_cfg)
     table = builders.source(run_cfg)
 
@@ -64,8 +65,8 @@ def evaluate(cfg: DictConfig) -> float:
     model.load_state_dict(state_dict)
     trainer = builders.trainer(
         cfg,
+        callbacks=[],
         logger=False,
-        enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=False,
     )
