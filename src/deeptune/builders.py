@@ -93,6 +93,10 @@ def callbacks(cfg: DictConfig, has_logger: bool) -> list:
         if "LearningRateMonitor" in node.get("_target_", "") and not has_logger:
             continue  # Lightning refuses it without a logger
         built.append(build(node, f"callbacks.{name}"))
+    if cfg.get("optuna") and cfg.optuna.get("trial") is not None:  # a trial of an Optuna sweep
+        from deeptune.sweeps.pruning import OptunaPruning
+
+        built.append(OptunaPruning.from_config(cfg))
     return built
 
 

@@ -35,9 +35,18 @@ def train(cfg: DictConfig) -> float:
 
     try:
         metrics = _fit_and_test(cfg, trainer, model, datamodule)
+    except Exception as err:
+        if type(err).__name__ != "TrialPruned" or not trainer.is_global_zero:
+            raise
+        # The sweep's pruner stopped this trial: say so, then let the sweeper record it.
+        pruned = {"status": "pruned", "epochs": trainer.current_epoch, "seed": cfg.seed}
+        outputs.save_metrics(pruned, out_dir)
+        raise
     finally:
         _finish_wandb(loggers)
-    metrics.update(seed=cfg.seed, duration_s=round(time.perf_counter() - started, 2))
+    metrics.update(
+        status="completed", seed=cfg.seed, duration_s=round(time.perf_counter() - started, 2)
+    )
     if trainer.is_global_zero:
         outputs.save_metrics(metrics, out_dir)
         outputs.print_summary("deeptune: final metrics", metrics, out_dir)
