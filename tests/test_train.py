@@ -158,3 +158,21 @@ def test_resume_from_last_checkpoint(train_cfg):
     assert _metrics(resumed)["epochs"] == 4
     logged = pd.read_csv(Path(resumed.paths.output_dir) / "csv" / "metrics.csv")
     assert logged["epoch"].dropna().min() == 2  # continued from epoch 2, did not start over
+
+
+def test_k_fold_cross_validation(train_cfg, tmp_path):
+    cfg = train_cfg("cv.folds=3", "trainer.max_epochs=2")
+    value = train(cfg)
+    metrics = _metrics(cfg)
+    cv = metrics["cv"]
+    assert cv["folds"] == 3 and len(cv["val"]["acc"]["folds"]) == 3
+    assert value == pytest.approx(sum(cv["val"]["acc"]["folds"]) / 3)
+    assert metrics["val"]["acc"] == pytest.approx(value)
+    assert cv["val"]["acc"]["std"] >= 0
+    out = Path(cfg.paths.output_dir)
+    for k in range(3):
+        assert (out / f"fold_{k}" / "checkpoints" / "best.ckpt").is_file()
+    eval_cfg = compose_cfg(
+        "eval", [f"ckpt_path={out / 'fold_1' / 'checkpoints' / 'best.ckpt'}"], tmp_path / "e"
+    )
+    assert evaluate(eval_cfg) == pytest.approx(cv["test"]["acc"]["folds"][1], abs=1e-6)

@@ -172,3 +172,15 @@ def test_labels_are_encoded():
     table = Table.from_labels(np.zeros((3, 2)), np.array(["b", "a", "b"]))
     assert table.classes == ["a", "b"] and table.y.tolist() == [1, 0, 1]
     assert spirals(n_samples=90, n_classes=3).x.shape == (90, 2)
+
+
+def test_k_folds_partition_train_and_val_and_keep_test():
+    table = digits()
+    parts = [split(table, 0.15, 0.15, 0, False, fold=(k, 4)) for k in range(4)]
+    test_sets = [p["test"][0].tobytes() for p in parts]
+    assert len(set(test_sets)) == 1  # the test split never moves
+    vals = np.concatenate([p["val"][1] for p in parts])
+    n_rest = len(table.y) - len(parts[0]["test"][1])
+    assert len(vals) == n_rest  # every non-test sample validates exactly once
+    for p in parts:
+        assert len(p["train"][1]) + len(p["val"][1]) == n_rest

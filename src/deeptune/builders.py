@@ -36,7 +36,9 @@ def source(cfg: DictConfig) -> Table:
 
 
 def datamodule(cfg: DictConfig, table: Table):
-    return build(cfg.data, "data", source=table)
+    cv = cfg.get("cv") or {}
+    fold = (cv.fold, cv.folds) if cv.get("fold") is not None else None
+    return build(cfg.data, "data", source=table, fold=fold)
 
 
 def classifier(cfg: DictConfig, dm):
@@ -93,7 +95,9 @@ def callbacks(cfg: DictConfig, has_logger: bool) -> list:
         if "LearningRateMonitor" in node.get("_target_", "") and not has_logger:
             continue  # Lightning refuses it without a logger
         built.append(build(node, f"callbacks.{name}"))
-    if cfg.get("optuna") and cfg.optuna.get("trial") is not None:  # a trial of an Optuna sweep
+    # A trial of an Optuna sweep reports every epoch; K folds would report K curves per trial.
+    trial = cfg.get("optuna") and cfg.optuna.get("trial") is not None
+    if trial and cfg.get("cv", {}).get("folds", 1) == 1:
         from deeptune.sweeps.pruning import OptunaPruning
 
         built.append(OptunaPruning.from_config(cfg))

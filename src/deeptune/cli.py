@@ -1,6 +1,7 @@
 """Entry-point plumbing shared by train and eval: one-line errors, quiet libraries."""
 
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -42,6 +43,31 @@ def run_task(task: Callable, cfg) -> object:
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
             raise
         fail(str(err))
+
+
+def apply_threads(setting: int | str | None) -> None:
+    """torch's intra-op threads: `threads=N`, or `auto` = the cores shared by parallel jobs.
+
+    Two jobs that each take every core run several times slower than one thread each.
+    """
+    import torch
+
+    if setting is None:
+        return
+    if setting == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        setting = max(1, (cores or 1) // parallel_jobs())
+    torch.set_num_threads(int(setting))
+
+
+def parallel_jobs() -> int:
+    """How many jobs the Hydra launcher runs at once (1 outside a parallel launcher)."""
+    if not HydraConfig.initialized():
+        return 1
+    n_jobs = (HydraConfig.get().get("launcher") or {}).get("n_jobs")
+    if n_jobs is None:
+        return 1
+    return int(n_jobs) if n_jobs >= 1 else os.cpu_count() or 1  # joblib's -1: a job per core
 
 
 def quiet_libraries() -> None:

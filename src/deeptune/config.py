@@ -30,6 +30,7 @@ class Rule:
     choices: Sequence | None = None
     optional: bool = False
     each: bool = False  # an int/float or a list of them, each checked
+    also: tuple = ()  # literal values allowed besides the rule, e.g. "auto"
 
     def describe(self) -> str:
         if self.choices is not None:
@@ -46,11 +47,14 @@ class Rule:
             text += " " + " and ".join(bounds) if bounds else ""
         if self.each:
             text += " (or a list of them)"
+        text += "".join(f", or {v}" for v in self.also)
         return text + (", or null" if self.optional else "")
 
     def ok(self, value) -> bool:
         if value is None:
             return self.optional
+        if value in self.also and isinstance(value, str):
+            return True
         if self.each and isinstance(value, (list, tuple)):
             return len(value) > 0 and all(self._ok_one(v) for v in value)
         return self._ok_one(value)
@@ -83,6 +87,9 @@ RULES: dict[str, Rule] = {
     "seed": Rule(int, ge=0),
     "optimized_metric": Rule(choices=METRICS),
     "optimized_mode": Rule(choices=("min", "max")),
+    "threads": Rule(int, ge=1, also=("auto",), optional=True),
+    "cv.folds": Rule(int, ge=1),
+    "cv.fold": Rule(int, ge=0, optional=True),
     "model.depth": INT_POS,
     "model.width": Rule(int, ge=1, each=True),
     "model.activation": Rule(choices=list(ACTIVATIONS)),

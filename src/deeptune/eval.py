@@ -17,7 +17,7 @@ from deeptune.errors import ConfigError
 
 def run_config(ckpt: Path) -> DictConfig:
     """The config saved by the run that wrote `ckpt` (run/checkpoints/x.ckpt -> run/config.yaml)."""
-    for folder in (ckpt.parent.parent, ckpt.parent):
+    for folder in (ckpt.parent.parent, ckpt.parent, ckpt.parent.parent.parent):  # .../fold_k/
         if (folder / outputs.RESOLVED_CONFIG).is_file():
             return OmegaConf.load(folder / outputs.RESOLVED_CONFIG)
     raise ConfigError(

@@ -43,6 +43,13 @@ def print_summary(title: str, metrics: dict, out_dir: Path) -> None:
             table.add_row(split, *(f"{row[n]:.4f}" if n in row else "-" for n in names))
     console = Console(stderr=False)
     console.print(table)
+    if cv := metrics.get("cv"):
+        spread = "  ".join(
+            f"{split}/acc {cv[split]['acc']['mean']:.4f} ± {cv[split]['acc']['std']:.4f}"
+            for split in ("val", "test")
+            if "acc" in cv.get(split, {})
+        )
+        console.print(f"{cv['folds']}-fold cross-validation (mean ± std over folds): {spread}")
     extras = {k: metrics[k] for k in ("best_epoch", "epochs", "duration_s") if k in metrics}
     if extras:
         console.print("  ".join(f"{k}: {v}" for k, v in extras.items()))

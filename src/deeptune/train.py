@@ -11,19 +11,45 @@ import hydra
 from omegaconf import DictConfig
 
 from deeptune import builders, outputs
-from deeptune.cli import guarded, run_task
+from deeptune.cli import apply_threads, guarded, run_task
 from deeptune.config import CONFIG_DIR, validate
 
 
 def train(cfg: DictConfig) -> float:
-    """Fit, test the best checkpoint, write metrics.json; return `optimized_metric`."""
+    """Fit, test the best checkpoint, write metrics.json; return `optimized_metric`.
+
+    With `cv.folds=K` this trains K models on stratified folds and returns the mean.
+    """
     validate(cfg)
     table = builders.source(cfg)
     out_dir = Path(cfg.paths.output_dir)
+    apply_threads(cfg.get("threads"))
+    started = time.perf_counter()
+    folds = cfg.get("cv", {}).get("folds", 1)
+    if folds == 1:
+        metrics, is_main = fit_one(cfg, table)
+    else:
+        metrics, is_main = cross_validate(cfg, table, folds)
+    import torch
 
+    metrics.update(
+        status="completed",
+        seed=cfg.seed,
+        threads=torch.get_num_threads(),
+        duration_s=round(time.perf_counter() - started, 2),
+    )
+    if is_main:
+        outputs.save_metrics(metrics, out_dir)
+        outputs.print_summary("deeptune: final metrics", metrics, out_dir)
+    split, _, name = cfg.optimized_metric.partition("/")
+    return metrics[split][name]
+
+
+def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
+    """One model: fit, evaluate the kept checkpoint; (metrics, whether this is rank 0)."""
     import lightning as L
 
-    started = time.perf_counter()
+    out_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = builders.datamodule(cfg, table)
     model = builders.classifier(cfg, datamodule)
@@ -32,9 +58,8 @@ def train(cfg: DictConfig) -> float:
     trainer = builders.trainer(cfg, callbacks=callbacks, logger=loggers or False)
     if trainer.is_global_zero:
         outputs.save_config(cfg, out_dir)
-
     try:
-        metrics = _fit_and_test(cfg, trainer, model, datamodule)
+        return _fit_and_test(cfg, trainer, model, datamodule), trainer.is_global_zero
     except Exception as err:
         if type(err).__name__ != "TrialPruned" or not trainer.is_global_zero:
             raise
@@ -44,14 +69,34 @@ def train(cfg: DictConfig) -> float:
         raise
     finally:
         _finish_wandb(loggers)
-    metrics.update(
-        status="completed", seed=cfg.seed, duration_s=round(time.perf_counter() - started, 2)
-    )
-    if trainer.is_global_zero:
-        outputs.save_metrics(metrics, out_dir)
-        outputs.print_summary("deeptune: final metrics", metrics, out_dir)
-    split, _, name = cfg.optimized_metric.partition("/")
-    return metrics[split][name]
+
+
+def cross_validate(cfg: DictConfig, table, folds: int) -> tuple[dict, bool]:
+    """K models, fold k validating; train / val / test figures are means over the folds."""
+    import numpy as np
+
+    out_dir = Path(cfg.paths.output_dir)
+    runs = []
+    for k in range(folds):
+        fold_cfg = cfg.copy()
+        fold_cfg.cv.fold = k  # saved in fold_k/config.yaml, so eval.py rebuilds this fold
+        fold_cfg.paths.output_dir = str(out_dir / f"fold_{k}")  # its checkpoints and logs
+        metrics, is_main = fit_one(fold_cfg, table)
+        runs.append(metrics)
+    summary: dict = {"cv": {"folds": folds}}
+    for split in ("train", "val", "test"):
+        names = runs[0].get(split, {})
+        values = {n: np.array([run[split][n] for run in runs]) for n in names}
+        summary[split] = {n: float(v.mean()) for n, v in values.items()}
+        summary["cv"][split] = {
+            n: {"mean": float(v.mean()), "std": float(v.std(ddof=1)), "folds": v.tolist()}
+            for n, v in values.items()
+        }
+    summary["epochs"] = [run["epochs"] for run in runs]
+    summary["best_checkpoint"] = [run["best_checkpoint"] for run in runs]
+    if is_main:
+        outputs.save_config(cfg, out_dir)
+    return summary, is_main
 
 
 def _fit_and_test(cfg: DictConfig, trainer, model, datamodule) -> dict:

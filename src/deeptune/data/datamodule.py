@@ -5,7 +5,7 @@ import math
 import lightning as L
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from deeptune.data.sources import Table
@@ -63,12 +63,13 @@ class TensorDataModule(L.LightningDataModule):
         standardize: bool = True,
         shuffle: bool = True,
         seed: int = 0,
+        fold: tuple[int, int] | None = None,
     ):
         super().__init__()
         self.table = source
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.shuffle, self.seed = shuffle, seed
-        self.splits = split(source, val_fraction, test_fraction, split_seed, standardize)
+        self.splits = split(source, val_fraction, test_fraction, split_seed, standardize, fold)
         self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
@@ -116,20 +117,34 @@ class TensorDataModule(L.LightningDataModule):
 
 
 def split(
-    table: Table, val_fraction: float, test_fraction: float, seed: int, standardize: bool
+    table: Table,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    standardize: bool,
+    fold: tuple[int, int] | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Stratified split; the scaler sees the training split only, so nothing leaks."""
+    """Stratified split; the scaler sees the training split only, so nothing leaks.
+
+    With `fold=(k, K)` the data outside the test split is cut into K stratified folds and
+    fold k validates (K-fold cross-validation); the test split is the same for every fold.
+    """
     idx = np.arange(len(table.y))
     try:
         rest, test = train_test_split(
             idx, test_size=test_fraction, random_state=seed, stratify=table.y
         )
-        train, val = train_test_split(
-            rest,
-            test_size=val_fraction / (1 - test_fraction),
-            random_state=seed,
-            stratify=table.y[rest],
-        )
+        if fold is None:
+            train, val = train_test_split(
+                rest,
+                test_size=val_fraction / (1 - test_fraction),
+                random_state=seed,
+                stratify=table.y[rest],
+            )
+        else:
+            k, folds = fold
+            cuts = StratifiedKFold(folds, shuffle=True, random_state=seed)
+            train, val = (rest[i] for i in list(cuts.split(rest, table.y[rest]))[k])
     except ValueError as err:  # e.g. a class too small to appear in every split
         raise ConfigError(
             "data.val_fraction/test_fraction",
