@@ -1,0 +1,47 @@
+"""Sweep presets and parallel local trials, as a user runs them."""
+
+import json
+
+import pytest
+from conftest import ROOT, run_cli
+
+
+def _results(sweep_dir) -> dict[str, dict]:
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.name.isdigit())
+    return {j.name: json.loads((j / "metrics.json").read_text()) for j in jobs}
+
+
+@pytest.mark.slow
+def test_grid_preset_in_parallel_matches_sequential(tmp_path):
+    """hparams_search=grid through joblib with 2 jobs: each job gets one of the two cores, and
+    every trial's figures equal those of the same trial run one after another."""
+    common = [
+        "-m",
+        "hparams_search=grid",
+        "model.width=64",
+        "model.depth=1",
+        "logger=csv",
+        "trainer.max_epochs=2",
+    ]
+    parallel = run_cli(
+        str(ROOT / "train.py"),
+        *common,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={tmp_path}/par",
+        cwd=tmp_path,
+    )
+    assert parallel.returncode == 0, parallel.stderr[-3000:]
+    sequential = run_cli(  # one thread too: another summation order changes the last digits
+        str(ROOT / "train.py"),
+        *common,
+        "threads=1",
+        f"hydra.sweep.dir={tmp_path}/seq",
+        cwd=tmp_path,
+    )
+    assert sequential.returncode == 0, sequential.stderr[-3000:]
+    par, seq = _results(tmp_path / "par"), _results(tmp_path / "seq")
+    assert sorted(par) == ["0", "1", "2"]  # sgd, momentum, adam
+    assert {m["threads"] for m in par.values()} == {1}
+    for job in par:
+        assert par[job]["val"] == seq[job]["val"] and par[job]["test"] == seq[job]["test"]
