@@ -1,0 +1,258 @@
+"""Sweep report: a finished Hydra multirun folder -> report.md, PNG plots and a console table.
+
+    deeptune-report multirun/<date>/<time> [--metric test/acc] [--out FOLDER] [--top 5]
+
+Only what the jobs left on disk is read (.hydra/overrides.yaml, config.yaml, metrics.json) plus,
+for an Optuna sweep, the study named in optimization_results.yaml: the report works on any sweep
+folder, copied from another machine included, and never imports torch.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from rich.console import Console
+from rich.table import Table
+from scipy import stats
+
+from deeptune.cli import fail
+from deeptune.sweeps import plots
+
+SPLITS = ("train", "val", "test")
+IGNORED = ("hydra.", "optuna.")  # the launcher's and the sweeper's plumbing, not hyper-parameters
+STATE_RANK = {"completed": 0, "pruned": 1}  # the jobs table's order after the metric; rest last
+STUDY_STATES = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="deeptune-report", description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add("dir", type=Path, metavar="DIR", help="a sweep folder, e.g. multirun/<date>/<time>")
+    add("--metric", metavar="SPLIT/NAME", help="e.g. test/acc (default: optimized_metric)")
+    add("--out", type=Path, metavar="FOLDER", help="for report.md and the PNGs (default: DIR)")
+    add("--top", type=int, default=5, metavar="N", help="rows printed to the console (5)")
+    args = parser.parse_args(argv)
+
+    sweep = args.dir.resolve()
+    jobs = read_jobs(sweep)
+    if not jobs:
+        fail(f"{args.dir} is not a multirun folder: no job folders with .hydra/overrides.yaml")
+    objective = jobs[0]["config"].get("optimized_metric", "val/acc")  # what the sweep optimised
+    metric = args.metric or objective
+    if metric.partition("/")[0] not in SPLITS or not metric.partition("/")[2]:
+        fail(f"--metric={metric} is invalid: must be <split>/<name>, e.g. test/acc")
+    study = load_study(sweep)
+    df, varied = job_table(jobs, metric, study)
+    done = df[df["state"].eq("completed")]
+    if len(done) and done["value"].isna().all():
+        fail(f"no completed job has {metric} in its metrics.json")
+
+    direction = "min" if metric.endswith("loss") else "max"
+    if study is not None and metric == objective and len(study.directions) == 1:
+        direction = "max" if study.direction.name == "MAXIMIZE" else "min"
+    agg = aggregate(df, varied, direction)
+
+    out = (args.out or sweep).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    figures = plots.draw_all(df, varied, metric, direction, agg is not None, study, out)
+    jobs_view = view_jobs(sort_jobs(df, direction), varied, metric)
+    path = write_report(out, sweep, df, varied, metric, direction, jobs_view, agg, figures)
+    print_top(jobs_view, args.top, path)
+
+
+def read_jobs(sweep: Path) -> list[dict]:
+    """Every job folder (a child holding .hydra/overrides.yaml), in job-number order."""
+    dirs = [p for p in sweep.glob("*") if (p / ".hydra" / "overrides.yaml").is_file()]
+    dirs.sort(key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+    return [read_job(p) for p in dirs]
+
+
+def read_job(path: Path) -> dict:
+    overrides = {}
+    for item in yaml.safe_load((path / ".hydra" / "overrides.yaml").read_text()) or []:
+        key, _, value = item.partition("=")
+        name = key.lstrip("+~")
+        if not name.startswith(IGNORED):
+            overrides[name] = "(removed)" if key.startswith("~") else parse(value)
+    # config.yaml is resolved; a job that failed before writing it still has Hydra's copy.
+    config = path / "config.yaml"
+    config = config if config.is_file() else path / ".hydra" / "config.yaml"
+    metrics = path / "metrics.json"
+    return {
+        "job": int(path.name) if path.name.isdigit() else path.name,
+        "overrides": overrides,
+        "config": (yaml.safe_load(config.read_text()) if config.is_file() else None) or {},
+        "metrics": json.loads(metrics.read_text()) if metrics.is_file() else None,
+    }
+
+
+def parse(value: str):
+    """'0.001' -> 0.001, '4' -> 4; anything else stays a string (adam, true, [256,128])."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def load_study(sweep: Path):
+    """The Optuna study named in optimization_results.yaml; None without one or if unreadable."""
+    results_file = sweep / "optimization_results.yaml"
+    if not results_file.is_file():
+        return None
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    results = yaml.safe_load(results_file.read_text()) or {}
+    storage = str(results.get("storage") or "")
+    if storage.startswith("sqlite:///"):
+        db = Path(storage.removeprefix("sqlite:///").split("?")[0])
+        if not db.is_file():  # a moved or copied sweep folder: the URL names the old place
+            db = sweep / "optuna.db"
+            if not db.is_file():  # sqlite would quietly create an empty database
+                print(f"warning: {storage} not found; using metrics.json only", file=sys.stderr)
+                return None
+            storage = f"sqlite:///{db}"
+    try:
+        return optuna.load_study(study_name=results.get("study_name"), storage=storage)
+    except Exception as err:  # whatever the storage raises, the folders still make a report
+        print(f"warning: Optuna study not read ({err}); using metrics.json only", file=sys.stderr)
+        return None
+
+
+def job_table(jobs: list[dict], metric: str, study) -> tuple[pd.DataFrame, list]:
+    """A row per job (job, parameters..., value, state, duration_s, epochs); the varied keys."""
+    split, _, name = metric.partition("/")
+    trials = {t.number: t for t in study.trials} if study is not None else {}
+    rows = []
+    for job in jobs:
+        m = job["metrics"]
+        row = {"job": job["job"], **job["overrides"]}
+        row["value"] = (m or {}).get(split, {}).get(name)
+        row["state"] = "failed" if m is None else m.get("status", "completed")
+        row["duration_s"], row["epochs"] = (m or {}).get("duration_s"), (m or {}).get("epochs")
+        if (trial := trials.get(job["job"])) is not None:
+            # The study knows what the sweeper decided, e.g. of a job killed before its metrics.
+            row["state"] = STUDY_STATES.get(trial.state.name, trial.state.name.lower())
+            if row["duration_s"] is None and trial.duration is not None:
+                row["duration_s"] = trial.duration.total_seconds()
+        rows.append(row)
+    keys = list(dict.fromkeys(k for job in jobs for k in job["overrides"]))
+    df = pd.DataFrame(rows, columns=["job", *keys, "value", "state", "duration_s", "epochs"])
+    df["value"] = df["value"].astype(float)
+    # repr() so that lists, NaN (a key missing from some jobs) and mixed types all compare.
+    varied = [k for k in keys if df[k].map(repr).nunique() > 1]
+    return df, varied
+
+
+def sort_jobs(df: pd.DataFrame, direction: str) -> pd.DataFrame:
+    """Completed jobs best first, then pruned, then failed and the rest; ties in job order."""
+    rank = df["state"].map(STATE_RANK).fillna(len(STATE_RANK))
+    ordered = df.assign(_rank=rank).sort_values(
+        ["_rank", "value"], ascending=[True, direction == "min"], na_position="last", kind="stable"
+    )
+    return ordered.drop(columns="_rank")
+
+
+def aggregate(df: pd.DataFrame, varied: list, direction: str) -> pd.DataFrame | None:
+    """Jobs equal in every varied key but `seed`, one row each: n, mean, std, 95% t-interval.
+
+    None unless some configuration has two or more seeds.
+    """
+    keys = [k for k in varied if k != "seed"]
+    done = df[df["state"].eq("completed") & df["value"].notna()]
+    if "seed" not in varied or done.empty:
+        return None
+    by = keys or (lambda _: "all")  # only the seed varied: one configuration
+    agg = done.groupby(by, dropna=False, sort=False)["value"].agg(n="count", mean="mean", std="std")
+    if agg["n"].max() < 2:
+        return None
+    half = stats.t.ppf(0.975, agg["n"] - 1) * agg["std"] / np.sqrt(agg["n"])
+    agg = agg.assign(lo=agg["mean"] - half, hi=agg["mean"] + half)
+    agg = agg.sort_values("mean", ascending=direction == "min", kind="stable")
+    return agg.reset_index() if keys else agg.reset_index(drop=True)
+
+
+def show(value, spec: str = "g") -> str:
+    """A table cell: floats in `spec`, a missing value as '-', anything else as it is."""
+    if pd.isna(value):
+        return "-"
+    return format(value, spec) if isinstance(value, float) else str(value)
+
+
+def view_jobs(df: pd.DataFrame, varied: list, metric: str) -> pd.DataFrame:
+    """The jobs table as strings, shared by report.md and the console."""
+    view = pd.DataFrame({"job": df["job"].map(str)})
+    for key in varied:
+        view[key] = df[key].map(show)
+    view[metric] = df["value"].map(lambda v: show(v, ".4f"))
+    view["state"] = df["state"]
+    view["duration_s"] = df["duration_s"].map(lambda v: show(v, ".1f"))
+    view["epochs"] = df["epochs"].map(lambda v: show(v, ".0f"))
+    return view
+
+
+def view_agg(agg: pd.DataFrame, metric: str) -> pd.DataFrame:
+    view = agg.drop(columns=["n", "mean", "std", "lo", "hi"]).map(show)
+    view["n"] = agg["n"].map(str)
+    mean_std = [
+        f"{m:.4f}" + ("" if pd.isna(s) else f" ± {s:.4f}") for m, s in agg[["mean", "std"]].values
+    ]
+    view[f"{metric} mean ± std"] = mean_std
+    view["95% CI"] = [f"[{lo:.4f}, {hi:.4f}]" for lo, hi in agg[["lo", "hi"]].values]
+    view.loc[agg["n"] < 2, "95% CI"] = "-"  # one seed: no spread, no interval
+    return view
+
+
+def markdown(view: pd.DataFrame) -> list[str]:
+    """A GitHub markdown table (pandas' to_markdown needs tabulate, which we do not depend on)."""
+    cells = [list(map(str, view.columns)), *view.astype(str).values.tolist()]
+    rows = ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+    return [rows[0], "|" + " --- |" * len(view.columns), *rows[1:]]
+
+
+def write_report(out, sweep, df, varied, metric, direction, jobs_view, agg, figures) -> Path:
+    counts = df["state"].value_counts()
+    states = {s: 0 for s in ("completed", "pruned", "failed")} | counts.to_dict()
+    best = "higher" if direction == "max" else "lower"
+    lines = [
+        "# Sweep report",
+        "",
+        f"- folder: `{sweep}`",
+        f"- jobs: {len(df)} ({', '.join(f'{s} {n}' for s, n in states.items())})",
+        f"- metric: `{metric}`, direction: {direction} ({best} is better)",
+        f"- varied: {', '.join(f'`{k}`' for k in varied) or 'nothing'}",
+        "",
+        "## Jobs, best first",
+        "",
+        *markdown(jobs_view),
+    ]
+    if agg is not None:
+        lines += ["", "## Configurations over seeds, best first", ""]
+        lines += markdown(view_agg(agg, metric))
+    lines += ["", "## Plots", ""] + [f"![{title}]({file})" for title, file in figures]
+    if not figures:
+        lines.append("No completed job, nothing to plot.")
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def print_top(view: pd.DataFrame, top: int, path: Path) -> None:
+    view = view.drop(columns=["duration_s", "epochs"])  # compact: they are in report.md
+    title = f"sweep: best {min(top, len(view))} of {len(view)} jobs"
+    table = Table(title=title, header_style="bold")
+    for column in view.columns:
+        table.add_column(column, justify="left" if column in ("job", "state") else "right")
+    for row in view.head(top).values.tolist():
+        table.add_row(*row)
+    Console().print(table, f"report: {path}", sep="\n")
+
+
+if __name__ == "__main__":
+    main()
