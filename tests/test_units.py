@@ -131,11 +131,16 @@ def test_batches_are_slices_with_a_seeded_order():
     x, y = torch.arange(10.0).unsqueeze(1), torch.arange(10)
     plain = TensorBatches(x, y, batch_size=4)
     assert len(plain) == 3 and [len(b[1]) for b in plain] == [4, 4, 2]
+
+    def order(batches, epoch):
+        batches.epoch = lambda: epoch  # the trainer's counter in a real run
+        return torch.cat([yb for _, yb in batches])
+
     a, b = (TensorBatches(x, y, 4, shuffle=True, seed=3) for _ in range(2))
-    epoch1, epoch2 = [torch.cat([yb for _, yb in a]) for _ in range(2)]
-    assert torch.equal(epoch1, torch.cat([yb for _, yb in b]))  # same seed, same order
-    assert not torch.equal(epoch1, epoch2)  # a new permutation every epoch
-    assert sorted(epoch1.tolist()) == list(range(10))
+    assert torch.equal(order(a, 0), order(b, 0))  # same seed, same order
+    assert not torch.equal(order(a, 0), order(a, 1))  # a new permutation every epoch
+    assert torch.equal(order(a, 5), order(b, 5))  # epoch 5 does not depend on epochs 0-4
+    assert sorted(order(a, 2).tolist()) == list(range(10))
 
 
 def test_ddp_shards_are_disjoint_and_equal():

@@ -3,9 +3,11 @@
 `train` and `eval` share these, so a checkpoint is always read back into the same network.
 """
 
+import hashlib
 import logging
 import netrc
 import os
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from hydra.errors import InstantiationException
@@ -67,16 +69,23 @@ def loggers(cfg: DictConfig) -> list:
         if node is None:  # logger.<name>=null switches one off
             continue
         if "WandbLogger" in node.get("_target_", ""):
-            node = _wandb_offline_without_key(node)
+            node = _wandb_settings(node)
         built.append(build(node, f"logger.{name}"))
     return built
 
 
-def _wandb_offline_without_key(node: DictConfig) -> DictConfig:
-    """Without a key W&B would prompt for one or fail: log offline and say how to upload."""
+def _wandb_settings(node: DictConfig) -> DictConfig:
+    """A run id fixed by the run folder, and offline logging when there is no API key.
+
+    The id makes a resumed or requeued run continue its own W&B run instead of starting a new
+    one; without a key W&B would prompt for one or fail, so log offline and say how to upload.
+    """
+    node = node.copy()
+    if node.get("id") is None:
+        folder = str(Path(node.save_dir).resolve())
+        node.id = hashlib.sha1(folder.encode()).hexdigest()[:16]
     if node.get("offline") or os.environ.get("WANDB_MODE") or wandb_has_key():
         return node  # the user's explicit choice, or an online run
-    node = node.copy()
     node.offline = True
     log.warning(
         "W&B: no API key found, logging offline to %s/wandb; upload later with "

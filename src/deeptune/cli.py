@@ -10,12 +10,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from deeptune.config import check_group_overrides
-from deeptune.errors import ConfigError
+from deeptune.errors import ConfigError, TrainingError
 
 
-def fail(message: str) -> None:
+def fail(message: str, status: int = 2) -> None:
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(status)
 
 
 def guarded(main: Callable[[], object]) -> Callable[[], object]:
@@ -32,17 +32,18 @@ def guarded(main: Callable[[], object]) -> Callable[[], object]:
 
 
 def run_task(task: Callable, cfg) -> object:
-    """Run `task(cfg)`; a ConfigError becomes one line and exit status 2 in a single run.
+    """Run `task(cfg)`; in a single run a ConfigError becomes one line and exit status 2, a
+    TrainingError (e.g. a NaN loss) one line and exit status 1.
 
     In a multirun the error propagates, so the sweeper sees the failed job.
     """
     quiet_libraries()
     try:
         return task(cfg)
-    except ConfigError as err:
+    except (ConfigError, TrainingError) as err:
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
             raise
-        fail(str(err))
+        fail(str(err), status=2 if isinstance(err, ConfigError) else 1)
 
 
 def apply_threads(setting: int | str | None) -> None:
@@ -77,3 +78,5 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # Lightning vs torch 2.13
     # Epoch metrics come from torchmetrics, whose compute() already reduced them across ranks.
     warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed.*")
+    # A NaN loss stops the run with its own message (deeptune.callbacks.StopOnNonFiniteLoss).
+    warnings.filterwarnings("ignore", message="Encountered `nan` values in tensor")

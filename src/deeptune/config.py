@@ -88,6 +88,7 @@ RULES: dict[str, Rule] = {
     "optimized_metric": Rule(choices=METRICS),
     "optimized_mode": Rule(choices=("min", "max")),
     "threads": Rule(int, ge=1, also=("auto",), optional=True),
+    "resume": Rule(choices=("auto", "never")),
     "cv.folds": Rule(int, ge=1),
     "cv.fold": Rule(int, ge=0, optional=True),
     "model.depth": INT_POS,

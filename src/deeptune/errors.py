@@ -7,3 +7,7 @@ class ConfigError(ValueError):
     def __init__(self, key: str, value, allowed: str):
         self.key, self.value, self.allowed = key, value, allowed
         super().__init__(f"{key}={value!r} is invalid: {allowed}")
+
+
+class TrainingError(RuntimeError):
+    """Training went wrong in a way the user can act on; the message says how."""

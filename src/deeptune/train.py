@@ -4,6 +4,7 @@ torch and lightning are imported only after the config has passed its checks, so
 costs a second, not the five that those imports take.
 """
 
+import json
 import time
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from omegaconf import DictConfig
 from deeptune import builders, outputs
 from deeptune.cli import apply_threads, guarded, run_task
 from deeptune.config import CONFIG_DIR, validate
+from deeptune.errors import TrainingError
+from deeptune.resume import adopt_interrupted_run, resume_point
 
 
 def train(cfg: DictConfig) -> float:
@@ -22,6 +25,7 @@ def train(cfg: DictConfig) -> float:
     """
     validate(cfg)
     table = builders.source(cfg)
+    adopt_interrupted_run(cfg)
     out_dir = Path(cfg.paths.output_dir)
     apply_threads(cfg.get("threads"))
     started = time.perf_counter()
@@ -49,6 +53,7 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
     """One model: fit, evaluate the kept checkpoint; (metrics, whether this is rank 0)."""
     import lightning as L
 
+    ckpt = resume_point(cfg)
     out_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = builders.datamodule(cfg, table)
@@ -59,13 +64,15 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
     if trainer.is_global_zero:
         outputs.save_config(cfg, out_dir)
     try:
-        return _fit_and_test(cfg, trainer, model, datamodule), trainer.is_global_zero
+        return _fit_and_test(cfg, trainer, model, datamodule, ckpt), trainer.is_global_zero
     except Exception as err:
-        if type(err).__name__ != "TrialPruned" or not trainer.is_global_zero:
-            raise
-        # The sweep's pruner stopped this trial: say so, then let the sweeper record it.
-        pruned = {"status": "pruned", "epochs": trainer.current_epoch, "seed": cfg.seed}
-        outputs.save_metrics(pruned, out_dir)
+        # A sweep's pruner stopped the trial, or training diverged: record it, then let the
+        # caller (or the sweeper) report it.
+        pruned = type(err).__name__ == "TrialPruned"
+        if (pruned or isinstance(err, TrainingError)) and trainer.is_global_zero:
+            record = {"status": "pruned" if pruned else "failed", "reason": str(err)}
+            record.update(epochs=trainer.current_epoch, seed=cfg.seed)
+            outputs.save_metrics(record, out_dir)
         raise
     finally:
         _finish_wandb(loggers)
@@ -77,11 +84,19 @@ def cross_validate(cfg: DictConfig, table, folds: int) -> tuple[dict, bool]:
 
     out_dir = Path(cfg.paths.output_dir)
     runs = []
+    is_main = True
     for k in range(folds):
+        fold_dir = out_dir / f"fold_{k}"
+        done = fold_dir / outputs.METRICS_FILE
+        if cfg.get("resume") == "auto" and done.is_file():  # finished before an interruption
+            runs.append(json.loads(done.read_text()))
+            continue
         fold_cfg = cfg.copy()
         fold_cfg.cv.fold = k  # saved in fold_k/config.yaml, so eval.py rebuilds this fold
-        fold_cfg.paths.output_dir = str(out_dir / f"fold_{k}")  # its checkpoints and logs
+        fold_cfg.paths.output_dir = str(fold_dir)  # its checkpoints and logs
         metrics, is_main = fit_one(fold_cfg, table)
+        if is_main:
+            outputs.save_metrics(metrics, fold_dir)
         runs.append(metrics)
     summary: dict = {"cv": {"folds": folds}}
     for split in ("train", "val", "test"):
@@ -99,8 +114,8 @@ def cross_validate(cfg: DictConfig, table, folds: int) -> tuple[dict, bool]:
     return summary, is_main
 
 
-def _fit_and_test(cfg: DictConfig, trainer, model, datamodule) -> dict:
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+def _fit_and_test(cfg: DictConfig, trainer, model, datamodule, ckpt: str | None) -> dict:
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
     metrics = {"train": outputs.split_metrics(trainer.callback_metrics).get("train", {})}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     # Report the model that was kept: the best checkpoint when there is one.

@@ -16,23 +16,38 @@ class TensorBatches:
     """Batches sliced from tensors that already sit on the training device.
 
     A DataLoader would collate sample by sample; slicing is several times cheaper for small
-    models. Each iteration draws a fresh permutation from a seeded generator, so the order
-    is reproducible. Under DDP each rank takes every world_size-th sample; training shards
-    have equal length so all ranks take the same number of steps.
+    models. The shuffle order depends on (seed, epoch) only, so a run resumed from a
+    checkpoint sees the same batches as an uninterrupted one. Under DDP each rank takes every
+    world_size-th sample; training shards have equal length so all ranks take the same number
+    of steps.
     """
 
     def __init__(
-        self, x, y, batch_size, shuffle=False, seed=0, rank=0, world_size=1, equal_shards=False
+        self,
+        x,
+        y,
+        batch_size,
+        shuffle=False,
+        seed=0,
+        rank=0,
+        world_size=1,
+        equal_shards=False,
+        epoch=None,
     ):
         self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
         self.rank, self.world_size = rank, world_size
         n = len(x) - len(x) % world_size if equal_shards else len(x)
         self.n_used = n
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = seed
+        self.epoch = epoch or (lambda: 0)  # the trainer's epoch counter, resumes included
 
     def _indices(self) -> torch.Tensor:
         n = len(self.x)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self.shuffle:
+            seed = int(np.random.SeedSequence([self.seed, self.epoch()]).generate_state(1)[0])
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        else:
+            order = torch.arange(n)
         return order[: self.n_used][self.rank :: self.world_size].to(self.x.device)
 
     def __len__(self) -> int:
@@ -101,6 +116,7 @@ class TensorDataModule(L.LightningDataModule):
             rank=rank,
             world_size=world,
             equal_shards=train,
+            epoch=lambda: self.trainer.current_epoch if self.trainer else 0,
         )
 
     def train_dataloader(self):

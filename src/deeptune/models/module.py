@@ -83,6 +83,19 @@ class Classifier(L.LightningModule):
     def on_test_epoch_end(self):
         self._log_epoch("test")
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning restores weights, optimiser, schedulers and loops but not the random
+        # generator that dropout draws from: without it a resumed run would not match.
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+        if "cuda_rng_states" in checkpoint and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng_states"])
+
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:
