@@ -8,6 +8,9 @@ class ConfigError(ValueError):
         self.key, self.value, self.allowed = key, value, allowed
         super().__init__(f"{key}={value!r} is invalid: {allowed}")
 
+    def __reduce__(self):  # picklable, so that joblib's worker processes can send it back
+        return (type(self), (self.key, self.value, self.allowed))
+
 
 class TrainingError(RuntimeError):
     """Training went wrong in a way the user can act on; the message says how."""

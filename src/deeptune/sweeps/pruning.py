@@ -1,0 +1,64 @@
+"""A trial's side of Optuna pruning: report the metric each epoch, stop when the pruner says so.
+
+hydra/sweeper=optuna runs every trial with optuna.storage, optuna.study_name and optuna.trial
+set; builders.callbacks() then adds OptunaPruning. Stopping raises optuna.TrialPruned, which
+train.py records in metrics.json ("status": "pruned") and the sweeper records in the study.
+"""
+
+import optuna
+from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig
+
+from deeptune.errors import ConfigError
+from hydra_plugins.deeptune_optuna_sweeper.config import PRUNER_ATTR, make_pruner
+
+
+class OptunaPruning(Callback):
+    def __init__(self, trial: optuna.Trial, monitor: str):
+        self.trial, self.monitor = trial, monitor
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> "OptunaPruning":
+        storage, name, number = cfg.optuna.storage, cfg.optuna.study_name, cfg.optuna.trial
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+            trial_id = study._storage.get_trial_id_from_study_id_trial_number(
+                study._study_id, int(number)
+            )
+        except KeyError:
+            raise ConfigError(
+                "optuna.trial",
+                number,
+                f"no such trial in study {name!r} at {storage} "
+                "(hydra/sweeper=optuna sets the optuna.* keys; leave them null otherwise)",
+            ) from None
+        # The pruner is not stored with the study: the sweeper left its name and arguments.
+        study.pruner = make_pruner(study.user_attrs.get(PRUNER_ATTR))
+        return cls(optuna.Trial(study, trial_id), cfg.optimized_metric)
+
+    @property
+    def _train_metric(self) -> bool:
+        return self.monitor.startswith("train/")
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking and not self._train_metric:
+            self._report(trainer, trainer.current_epoch)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        # Training metrics are logged at the end of the epoch, after the callbacks' own
+        # on_train_epoch_end, so the last epoch's value is reported when the next one starts.
+        if self._train_metric and trainer.current_epoch > 0:
+            self._report(trainer, trainer.current_epoch - 1)
+
+    def _report(self, trainer, epoch: int) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            return
+        value, prune = float(value), False
+        if trainer.is_global_zero:  # one process writes to the study
+            self.trial.report(value, step=epoch)
+            prune = self.trial.should_prune()
+        # Under DDP every rank must stop together, or the others would wait forever at the
+        # next collective: rank 0's decision is broadcast (a no-op in a single process).
+        if trainer.strategy.broadcast(prune, src=0):
+            raise optuna.TrialPruned(f"pruned at epoch {epoch} ({self.monitor}={value:.4f})")

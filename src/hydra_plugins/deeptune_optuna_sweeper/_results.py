@@ -1,0 +1,83 @@
+"""What a sweep reports: trial counts, optimization_results.yaml and the closing table."""
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+from rich.console import Console
+from rich.table import Table
+
+from ._space import SearchSpace, format_value
+
+STATES = ("complete", "pruned", "fail", "interrupted", "running", "waiting")
+TOP = 10  # trials in the closing table
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    """Trials by state; interrupted ones (FAIL, user attr interrupted) apart from failures."""
+    found = Counter(
+        "interrupted" if t.user_attrs.get("interrupted") else t.state.name.lower()
+        for t in study.get_trials(deepcopy=False)
+    )
+    return {state: found[state] for state in STATES}
+
+
+def finished(study: optuna.Study) -> int:
+    """The trials that count towards n_trials: completed, pruned or failed, not interrupted."""
+    c = counts(study)
+    return c["complete"] + c["pruned"] + c["fail"]
+
+
+def write(study: optuna.Study, path: Path, n_trials: int, storage: str, space: SearchSpace):
+    """optimization_results.yaml: the best trial (null while none completed) and the counts."""
+    trials = study.get_trials(deepcopy=False)
+    best = study.best_trial if any(t.state == TrialState.COMPLETE for t in trials) else None
+    results = {
+        "best_trial": best.number if best else None,
+        "best_value": best.value if best else None,
+        "best_params": dict(best.params) if best else None,
+        # the best trial as a command line: python train.py <best_overrides>
+        "best_overrides": space.overrides(best.params) if best else None,
+        "direction": study.direction.name.lower(),
+        "study_name": study.study_name,
+        "storage": storage,
+        "n_trials": n_trials,
+        "trials": counts(study),
+        "failures": {
+            t.number: str(t.user_attrs.get("error", "?")).splitlines()[0]
+            for t in trials
+            if t.state == TrialState.FAIL and not t.user_attrs.get("interrupted")
+        },
+    }
+    tmp = path.with_name(f".{path.name}.tmp")  # a killed sweep never leaves half a file
+    tmp.write_text(yaml.safe_dump(results, sort_keys=False))
+    os.replace(tmp, path)
+
+
+def print_table(study: optuna.Study, metric: str, path: Path) -> None:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    top = sorted(complete, key=lambda t: t.value, reverse=maximize)[:TOP]
+    keys = list(dict.fromkeys(k for t in top for k in t.params))
+    table = Table(title=f"best trials by {metric}")
+    for column in ("trial", metric, *keys):
+        table.add_column(column, justify="right" if column != "trial" else "left")
+    for t in top:
+        params = (_short(t.params[k]) if k in t.params else "-" for k in keys)
+        table.add_row(str(t.number), f"{t.value:.4f}", *params)
+    console = Console()
+    if not console.is_terminal:  # a log file: as wide as the table, not 80 columns
+        wide = console.measure(table, options=console.options.update_width(1000)).maximum
+        console = Console(width=max(console.width, wide))
+    if top:
+        console.print(table)
+    tally = ", ".join(f"{n} {state}" for state, n in counts(study).items() if n)
+    line = f"study {study.study_name}: {tally or 'no trials'}; results in {path}"
+    console.print(line, soft_wrap=True)
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else format_value(value)
