@@ -115,19 +115,34 @@ def test_cli_run_and_multirun(tmp_path):
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes(tmp_path):
-    result = run_cli(
+    """A DDP run and a 2-job DDP multirun: one folder per job, both ranks on the same metrics."""
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_epochs=2"]
+    single = run_cli(
+        str(ROOT / "train.py"), *ddp, "logger=csv", f"hydra.run.dir={tmp_path}/ddp", cwd=tmp_path
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["test"]["acc"] > 0.5
+    sweep = run_cli(
         str(ROOT / "train.py"),
-        "trainer=ddp",
-        "trainer.accelerator=cpu",
-        "trainer.devices=2",
-        "trainer.max_epochs=2",
+        "-m",
+        *ddp,
+        "optimizer=sgd,adam",
         "logger=csv",
-        f"hydra.run.dir={tmp_path}/ddp",
+        f"hydra.sweep.dir={tmp_path}/sweep",
         cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["test"]["acc"] > 0.5
-    assert [p.name for p in tmp_path.iterdir()] == ["ddp"]  # no second run folder
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "sweep"]  # no stray folders
+    jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert [j.name for j in jobs] == ["0", "1"]
+    for job in jobs:
+        assert (job / "metrics.json").is_file()
+        ranks = [
+            line.split(": ", 2)[2]
+            for line in (job / "train.log").read_text().splitlines()
+            if "][deeptune.train][INFO] - rank " in line
+        ]
+        assert len(ranks) == 2 and ranks[0] == ranks[1]  # rank 0 and rank 1 agree
 
 
 def test_switching_callbacks_off(train_cfg):

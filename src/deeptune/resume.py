@@ -8,6 +8,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from deeptune import ddp
+
 log = logging.getLogger(__name__)
 LAST = Path("checkpoints") / "last.ckpt"
 
@@ -30,8 +32,8 @@ def adopt_interrupted_run(cfg: DictConfig) -> None:
     newest run folder beside it that the same command started and never finished (same
     overrides, a last.ckpt, no metrics.json), so its checkpoints and logs stay whole.
     """
-    if cfg.get("ckpt_path") or cfg.get("resume", "never") != "auto":
-        return
+    if cfg.get("ckpt_path") or cfg.get("resume", "never") != "auto" or ddp.is_child_rank():
+        return  # a DDP child runs in the folder rank 0 chose
     if not HydraConfig.initialized() or HydraConfig.get().mode == RunMode.MULTIRUN:
         return  # a sweep's job folders are fixed by the sweep: nothing to look for
     here = Path(cfg.paths.output_dir)

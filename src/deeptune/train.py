@@ -5,17 +5,20 @@ costs a second, not the five that those imports take.
 """
 
 import json
+import logging
 import time
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from deeptune import builders, outputs
+from deeptune import builders, ddp, outputs
 from deeptune.cli import apply_threads, guarded, run_task
 from deeptune.config import CONFIG_DIR, validate
 from deeptune.errors import TrainingError
 from deeptune.resume import adopt_interrupted_run, resume_point
+
+log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> float:
@@ -55,6 +58,7 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
 
     ckpt = resume_point(cfg)
     out_dir = Path(cfg.paths.output_dir)
+    ddp.use_job_commands(str(out_dir))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = builders.datamodule(cfg, table)
     model = builders.classifier(cfg, datamodule)
@@ -64,7 +68,9 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
     if trainer.is_global_zero:
         outputs.save_config(cfg, out_dir)
     try:
-        return _fit_and_test(cfg, trainer, model, datamodule, ckpt), trainer.is_global_zero
+        metrics = _fit_and_test(cfg, trainer, model, datamodule, ckpt)
+        log.info("rank %d of %d: %s", trainer.global_rank, trainer.world_size, metrics)
+        return metrics, trainer.is_global_zero
     except Exception as err:
         # A sweep's pruner stopped the trial, or training diverged: record it, then let the
         # caller (or the sweeper) report it.
@@ -76,6 +82,7 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
         raise
     finally:
         _finish_wandb(loggers)
+        ddp.end_process_group()
 
 
 def cross_validate(cfg: DictConfig, table, folds: int) -> tuple[dict, bool]:
