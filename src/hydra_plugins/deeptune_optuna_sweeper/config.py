@@ -4,6 +4,8 @@ Hydra's plugin scan imports this module at every start, single runs included, so
 nothing heavy: Optuna classes are named by their dotted paths and loaded only when used.
 """
 
+import inspect
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +71,14 @@ def make_pruner(spec: dict | None):
     name, args = spec["name"], dict(spec.get("args") or {})
     if name not in PRUNERS:
         raise SweepError(f"hydra.sweeper.pruner={name!r} is invalid: one of {', '.join(PRUNERS)}")
+    cls = get_class(PRUNERS[name])
+    # Presets carry arguments for the pruners that take them (n_startup_trials, ...): a pruner
+    # that takes none of them (none, hyperband) gets the ones it knows, the others are dropped.
+    known = inspect.signature(cls).parameters
+    if dropped := sorted(set(args) - set(known)) if name != "none" else []:
+        logging.getLogger(__name__).warning("pruner=%s ignores pruner_args %s", name, dropped)
+    args = {k: v for k, v in args.items() if k in known}
     try:
-        return get_class(PRUNERS[name])(**args)
+        return cls(**args)
     except (TypeError, ValueError) as err:
         raise SweepError(f"hydra.sweeper.pruner_args={args} for pruner={name}: {err}") from None
