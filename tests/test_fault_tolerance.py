@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import ROOT
 
@@ -84,3 +85,5 @@ def test_kill_9_then_rerun_continues_to_the_same_result(tmp_path):
     resumed = json.loads((interrupted / "metrics.json").read_text())
     for key in ("train", "val", "test", "epochs", "best_epoch"):
         assert resumed[key] == expected[key], key
+    logged = pd.read_csv(interrupted / "csv" / "metrics.csv")  # the history survives the restart
+    assert set(range(8)) <= set(logged["epoch"].dropna().astype(int))  # + the final test row

@@ -110,8 +110,13 @@ def test_settings_are_checked(monkeypatch):
             sweeper.check_settings(OptunaSweeperConf(**{key: value}))
     sweeper.check_settings(OptunaSweeperConf(direction="max", sampler="cmaes"))
     assert isinstance(make_pruner({"name": "median", "args": {}}), optuna.pruners.MedianPruner)
-    with pytest.raises(SweepError, match="pruner_args=.*n_warmup"):
-        make_pruner({"name": "hyperband", "args": {"n_warmup_steps": 1}})
+    with pytest.raises(SweepError, match="pruner_args=.*no pruner takes \\['n_warmup'\\]"):
+        make_pruner({"name": "median", "args": {"n_warmup": 1}})
+    # an argument meant for another pruner is dropped, so presets can carry median's arguments
+    assert isinstance(
+        make_pruner({"name": "hyperband", "args": {"n_warmup_steps": 1}}),
+        optuna.pruners.HyperbandPruner,
+    )
 
     real = importlib.util.find_spec
     upstream = "hydra_plugins.hydra_optuna_sweeper"

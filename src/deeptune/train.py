@@ -12,6 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+import deeptune.resolvers  # noqa: F401  (registers the resolvers of hydra/launcher=slurm)
 from deeptune import builders, ddp, outputs
 from deeptune.cli import apply_threads, guarded, run_task
 from deeptune.config import CONFIG_DIR, validate

@@ -72,9 +72,16 @@ def make_pruner(spec: dict | None):
     if name not in PRUNERS:
         raise SweepError(f"hydra.sweeper.pruner={name!r} is invalid: one of {', '.join(PRUNERS)}")
     cls = get_class(PRUNERS[name])
-    # Presets carry arguments for the pruners that take them (n_startup_trials, ...): a pruner
-    # that takes none of them (none, hyperband) gets the ones it knows, the others are dropped.
+    # Presets carry arguments for the pruners that take them (n_startup_trials, ...); a pruner
+    # drops those meant for another one, but a name no pruner knows is a typo.
     known = inspect.signature(cls).parameters
+    anywhere = {
+        p for path in PRUNERS.values() for p in inspect.signature(get_class(path)).parameters
+    }
+    if typos := sorted(set(args) - anywhere):
+        raise SweepError(
+            f"hydra.sweeper.pruner_args={args} for pruner={name}: no pruner takes {typos}"
+        )
     if dropped := sorted(set(args) - set(known)) if name != "none" else []:
         logging.getLogger(__name__).warning("pruner=%s ignores pruner_args %s", name, dropped)
     args = {k: v for k, v in args.items() if k in known}
