@@ -8,6 +8,7 @@ trials still RUNNING when a sweep starts are taken to be left over from a killed
 
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -60,11 +61,14 @@ def run_sweep(sweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
     _recover_interrupted(study)
 
     metric = config.get("optimized_metric") or "value"
+    batch_size = s.n_jobs or _launcher_parallelism(config)
     results_path = sweep_dir / "optimization_results.yaml"
     returns = []
     with _sigterm_as_keyboard_interrupt():
         while (done := _results.finished(study)) < n_trials:
-            trials = [study.ask(space.distributions) for _ in range(min(s.n_jobs, n_trials - done))]
+            trials = [
+                study.ask(space.distributions) for _ in range(min(batch_size, n_trials - done))
+            ]
             batch = [
                 _trial_overrides(space, t.params, storage, study_name, t.number) for t in trials
             ]
@@ -276,3 +280,11 @@ def _sigterm_as_keyboard_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _launcher_parallelism(config) -> int:
+    """Trials to launch at once when n_jobs is null: what the launcher runs in parallel."""
+    n_jobs = (config.hydra.get("launcher") or {}).get("n_jobs")
+    if n_jobs is None:
+        return 1
+    return int(n_jobs) if n_jobs >= 1 else os.cpu_count() or 1  # joblib's -1: every core

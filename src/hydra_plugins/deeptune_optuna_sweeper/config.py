@@ -49,7 +49,9 @@ class OptunaSweeperConf:
     sampler_args: dict[str, Any] = field(default_factory=dict)  # passed to the Optuna sampler
     direction: str | None = None  # minimize / maximize (min / max); null: optimized_mode
     n_trials: int = 20  # finished trials (complete, pruned, failed) in the whole study
-    n_jobs: int = 1  # trials per batch, run by hydra/launcher (joblib: in parallel)
+    n_jobs: int | None = (
+        None  # trials per batch, run by hydra/launcher; null: the launcher's n_jobs
+    )
     seed: int | None = None  # the sampler's seed
     storage: str | None = None  # null: sqlite:///<sweep dir>/optuna.db
     study_name: str | None = None  # null: <job name>-<date>-<time>; set it to resume

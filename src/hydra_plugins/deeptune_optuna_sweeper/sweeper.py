@@ -73,7 +73,7 @@ def check_settings(s: OptunaSweeperConf) -> None:
         raise bad("direction", "minimize or maximize (min or max), or null for optimized_mode")
     if not isinstance(s.n_trials, int) or s.n_trials < 1:
         raise bad("n_trials", "an integer >= 1")
-    if not isinstance(s.n_jobs, int) or s.n_jobs < 1:
-        raise bad("n_jobs", "an integer >= 1")
+    if s.n_jobs is not None and (not isinstance(s.n_jobs, int) or s.n_jobs < 1):
+        raise bad("n_jobs", "an integer >= 1, or null for the launcher's n_jobs")
     if not 0 <= s.max_failure_rate <= 1:
         raise bad("max_failure_rate", "a number in [0, 1]")
