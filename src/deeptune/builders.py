@@ -43,13 +43,27 @@ def datamodule(cfg: DictConfig, table: Table):
     return build(cfg.data, "data", source=table, fold=fold)
 
 
-def classifier(cfg: DictConfig, dm):
+def classifier(cfg: DictConfig, dm, pretrained: bool = True):
+    """The network in its LightningModule; `finetune.from` loads weights (unless pretrained=False:
+    a checkpoint is about to overwrite them)."""
     from deeptune.models.module import Classifier
 
     net = build(cfg.model, "model", in_features=dm.num_features, num_classes=dm.num_classes)
     optimizer = build(cfg.optimizer, "optimizer")
     scheduler = build(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None
-    return Classifier(net, dm.num_classes, optimizer, scheduler)
+    ft = cfg.get("finetune") or {}
+    if not (pretrained and ft.get("from")):
+        return Classifier(net, dm.num_classes, optimizer, scheduler)
+    from deeptune.finetune import load_pretrained
+
+    report = load_pretrained(net, ft["from"])
+    # The head always learns at the full rate, even when its shape let it be loaded.
+    old = [n for n in report["loaded"] if not n.startswith("head.")]
+    model = Classifier(
+        net, dm.num_classes, optimizer, scheduler, pretrained=old, lr_scale=ft.lr_scale
+    )
+    model.finetune_report = report
+    return model
 
 
 def wandb_has_key() -> bool:
@@ -104,9 +118,20 @@ def callbacks(cfg: DictConfig, has_logger: bool) -> list:
         if "LearningRateMonitor" in node.get("_target_", "") and not has_logger:
             continue  # Lightning refuses it without a logger
         built.append(build(node, f"callbacks.{name}"))
-    # A trial of an Optuna sweep reports every epoch; K folds would report K curves per trial.
+    strategy = (cfg.get("stepwise") or {}).get("strategy", "none")
+    if strategy != "none":
+        from deeptune.stepwise import StepwiseUnfreeze
+
+        built.append(StepwiseUnfreeze(strategy, cfg.stepwise.every))
+    ft = cfg.get("finetune") or {}
+    if ft.get("freeze"):
+        from deeptune.finetune import FreezeLayers
+
+        built.append(FreezeLayers(ft.freeze, ft.get("freeze_epochs"), ft.get("lr_scale", 1.0)))
+    # A trial of an Optuna sweep reports every epoch; K folds or N restarts would report K or N
+    # curves per trial.
     trial = cfg.get("optuna") and cfg.optuna.get("trial") is not None
-    if trial and cfg.get("cv", {}).get("folds", 1) == 1:
+    if trial and cfg.get("cv", {}).get("folds", 1) == 1 and cfg.get("restarts", 1) == 1:
         from deeptune.sweeps.pruning import OptunaPruning
 
         built.append(OptunaPruning.from_config(cfg))

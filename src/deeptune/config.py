@@ -15,6 +15,7 @@ from deeptune.errors import ConfigError
 from deeptune.models.choices import ACTIVATIONS, INITS, NORMS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+ENSEMBLES = ("mean_prob", "majority_vote", "mean_logit")
 METRICS = [f"{stage}/{name}" for stage in ("val", "train") for name in ("acc", "f1", "loss")]
 
 
@@ -91,6 +92,13 @@ RULES: dict[str, Rule] = {
     "resume": Rule(choices=("auto", "never")),
     "cv.folds": Rule(int, ge=1),
     "cv.fold": Rule(int, ge=0, optional=True),
+    "restarts": INT_POS,
+    "ensemble": Rule(choices=("none", *ENSEMBLES)),
+    "stepwise.strategy": Rule(choices=("none", "lower_first", "top_first")),
+    "stepwise.every": INT_POS,
+    "finetune.from": Rule(str, optional=True),
+    "finetune.freeze_epochs": Rule(int, ge=1, optional=True),
+    "finetune.lr_scale": Rule(float, gt=0),
     "model.depth": INT_POS,
     "model.width": Rule(int, ge=1, each=True),
     "model.activation": Rule(choices=list(ACTIVATIONS)),
@@ -169,6 +177,44 @@ def _widths_match_depth(cfg):
             "model.width",
             list(width),
             f"a list of widths needs one entry per hidden layer (model.depth={depth})",
+        )
+
+
+@_cross_check
+def _restarts_combine(cfg):
+    restarts, method = _get(cfg, "restarts"), _get(cfg, "ensemble")
+    if restarts is not _ABSENT and restarts > 1 and _get(cfg, "cv.folds") not in (1, _ABSENT):
+        raise ConfigError("restarts", restarts, "restarts > 1 cannot be combined with cv.folds > 1")
+    if method in ENSEMBLES and restarts in (1, _ABSENT):
+        raise ConfigError("ensemble", method, "combines restarts: set restarts >= 2 as well")
+    if method in ENSEMBLES and _get(cfg, "callbacks.model_checkpoint") in (None, _ABSENT):
+        raise ConfigError(
+            "ensemble",
+            method,
+            "needs each restart's best checkpoint: keep callbacks.model_checkpoint",
+        )
+
+
+@_cross_check
+def _finetune_checkpoint_and_layers(cfg):
+    path = _get(cfg, "finetune.from")
+    if isinstance(path, str) and not Path(path).expanduser().is_file():
+        raise ConfigError("finetune.from", path, "no such file; pass a run's checkpoints/best.ckpt")
+    freeze, depth = _get(cfg, "finetune.freeze"), _get(cfg, "model.depth")
+    if freeze in (_ABSENT, None):
+        return
+    limit = depth if isinstance(depth, int) else None  # no model.depth: only the sign is known
+    ok = isinstance(freeze, list) and all(
+        isinstance(i, int) and not isinstance(i, bool) and 0 <= i < (limit or i + 1) for i in freeze
+    )
+    if not ok:
+        where = f"in 0..{depth - 1} (model.depth={depth})" if limit else ">= 0"
+        raise ConfigError(
+            "finetune.freeze", freeze, f"must be a list of hidden layer indices {where}"
+        )
+    if freeze and _get(cfg, "stepwise.strategy") not in ("none", _ABSENT):
+        raise ConfigError(
+            "finetune.freeze", freeze, "cannot be combined with stepwise.strategy; use one"
         )
 
 

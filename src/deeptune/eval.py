@@ -19,7 +19,11 @@ def run_config(ckpt: Path) -> DictConfig:
     """The config saved by the run that wrote `ckpt` (run/checkpoints/x.ckpt -> run/config.yaml)."""
     for folder in (ckpt.parent.parent, ckpt.parent, ckpt.parent.parent.parent):  # .../fold_k/
         if (folder / outputs.RESOLVED_CONFIG).is_file():
-            return OmegaConf.load(folder / outputs.RESOLVED_CONFIG)
+            cfg = OmegaConf.load(folder / outputs.RESOLVED_CONFIG)
+            cfg.ckpt_path = None  # where that run resumed from is no concern of ours
+            if "finetune" in cfg:
+                cfg.finetune["from"] = None  # nor where it started from: the weights are here
+            return cfg
     raise ConfigError(
         "ckpt_path",
         str(ckpt),
@@ -54,9 +58,10 @@ def evaluate(cfg: DictConfig) -> float:
     ckpt = Path(cfg.ckpt_path).expanduser()
     if not ckpt.is_file():
         raise ConfigError("ckpt_path", str(ckpt), "no such file")
+    if ckpt.suffix in (".yaml", ".yml"):
+        return evaluate_ensemble(cfg, ckpt)
     state_dict = load_weights(ckpt)
     run_cfg = run_config(ckpt)
-    run_cfg.ckpt_path = None  # where that run resumed from is no concern of ours
     validate(run_cfg)
     table = builders.source(run_cfg)
 
@@ -76,6 +81,25 @@ def evaluate(cfg: DictConfig) -> float:
     if trainer.is_global_zero:
         outputs.save_metrics(metrics, out_dir)
         outputs.print_summary(f"deeptune: test of {ckpt.name}", metrics, out_dir)
+    return metrics["test"]["acc"]
+
+
+def evaluate_ensemble(cfg: DictConfig, manifest: Path) -> float:
+    """`ckpt_path=<run>/ensemble.yaml`: the restarts' checkpoints, combined as in training."""
+    from deeptune import ensemble
+
+    method, ckpts = ensemble.load_manifest(manifest)
+    for ckpt in ckpts:
+        if not ckpt.is_file():
+            raise ConfigError("ckpt_path", str(manifest), f"its member {ckpt} does not exist")
+    members = [(run_config(ckpt), str(ckpt)) for ckpt in ckpts]
+    validate(members[0][0])
+    figures = ensemble.evaluate(method, members, builders.source(members[0][0]), ("test",))
+    metrics = {**figures, "ensemble": {"method": method, "members": [str(c) for c in ckpts]}}
+    metrics["checkpoint"] = str(manifest.resolve())
+    out_dir = Path(cfg.paths.output_dir)
+    outputs.save_metrics(metrics, out_dir)
+    outputs.print_summary(f"deeptune: test of the {method} ensemble", metrics, out_dir)
     return metrics["test"]["acc"]
 
 

@@ -50,10 +50,37 @@ def print_summary(title: str, metrics: dict, out_dir: Path) -> None:
             if "acc" in cv.get(split, {})
         )
         console.print(f"{cv['folds']}-fold cross-validation (mean ± std over folds): {spread}")
+    if restarts := metrics.get("restarts"):
+        console.print(restarts_table(restarts, metrics.get("ensemble")))
     extras = {k: metrics[k] for k in ("best_epoch", "epochs", "duration_s") if k in metrics}
     if extras:
         console.print("  ".join(f"{k}: {v}" for k, v in extras.items()))
     console.print(f"run folder: {out_dir}")
+
+
+def restarts_table(restarts: dict, ensemble: dict | None) -> Table:
+    """Mean ± std, 95% CI, min and max over the seeds; the ensemble's figures below them."""
+    table = Table(
+        title=f"{restarts['n']} restarts (seeds {restarts['seeds']})", header_style="bold"
+    )
+    for name in ("metric", "mean ± std", "95% CI", "min", "max"):
+        table.add_column(name, justify="left" if name == "metric" else "right")
+    for split in ("val", "test"):
+        for name, s in restarts.get(split, {}).items():
+            lo, hi = s["ci95"]
+            table.add_row(
+                f"{split}/{name}",
+                f"{s['mean']:.4f} ± {s['std']:.4f}",
+                f"[{lo:.4f}, {hi:.4f}]",
+                f"{s['min']:.4f}",
+                f"{s['max']:.4f}",
+            )
+    for split in ("val", "test") if ensemble else ():
+        for name, value in ensemble.get(split, {}).items():
+            table.add_row(f"ensemble {split}/{name}", f"{value:.4f}")
+    if ensemble:
+        table.caption = f"ensemble: {ensemble['method']} of the restarts' best checkpoints"
+    return table
 
 
 def split_metrics(values: dict) -> dict[str, dict[str, float]]:

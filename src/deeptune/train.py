@@ -13,7 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 import deeptune.resolvers  # noqa: F401  (registers the resolvers of hydra/launcher=slurm)
-from deeptune import builders, ddp, outputs
+from deeptune import builders, ddp, outputs, restarts
 from deeptune.cli import apply_threads, guarded, run_task
 from deeptune.config import CONFIG_DIR, validate
 from deeptune.errors import TrainingError
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> float:
     """Fit, test the best checkpoint, write metrics.json; return `optimized_metric`.
 
-    With `cv.folds=K` this trains K models on stratified folds and returns the mean.
+    With `cv.folds=K` this trains K models on stratified folds and returns the mean; with
+    `restarts=N`, N models with seeds seed, seed+1, ... (deeptune.restarts), also the mean.
     """
     validate(cfg)
     table = builders.source(cfg)
@@ -34,10 +35,12 @@ def train(cfg: DictConfig) -> float:
     apply_threads(cfg.get("threads"))
     started = time.perf_counter()
     folds = cfg.get("cv", {}).get("folds", 1)
-    if folds == 1:
-        metrics, is_main = fit_one(cfg, table)
-    else:
+    if folds > 1:
         metrics, is_main = cross_validate(cfg, table, folds)
+    elif cfg.get("restarts", 1) > 1:
+        metrics, is_main = restarts.run(cfg, table, cfg.restarts, fit_one)
+    else:
+        metrics, is_main = fit_one(cfg, table)
     import torch
 
     metrics.update(
@@ -135,6 +138,11 @@ def _fit_and_test(cfg: DictConfig, trainer, model, datamodule, ckpt: str | None)
     metrics.update(
         epochs=trainer.current_epoch, best_epoch=_best_epoch(best), best_checkpoint=best or None
     )
+    if report := getattr(model, "finetune_report", None):
+        metrics["finetune"] = dict(report)
+    for callback in trainer.callbacks:  # step-wise schedule, frozen layers
+        for key, value in getattr(callback, "report", dict)().items():
+            metrics.setdefault(key, {}).update(value)
     return metrics
 
 

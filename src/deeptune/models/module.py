@@ -1,6 +1,6 @@
 """The LightningModule: a network, its loss, its metrics and its optimiser."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
@@ -25,12 +25,15 @@ class Classifier(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., object] | None = None,
         scheduler_monitor: str = "val/loss",
+        pretrained: Sequence[str] = (),
+        lr_scale: float = 1.0,
     ):
         super().__init__()
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor
+        self.pretrained, self.lr_scale = set(pretrained), lr_scale  # net parameter names
         metrics = MetricCollection(
             {
                 "acc": MulticlassAccuracy(num_classes, average="micro"),
@@ -97,7 +100,16 @@ class Classifier(L.LightningModule):
             torch.cuda.set_rng_state_all(checkpoint["cuda_rng_states"])
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameters())
+        # Frozen parameters stay out: BaseFinetuning adds them as a group when it unfreezes them.
+        # Fine-tuning: group 0 is new (the head), group 1 the pretrained layers at lr * lr_scale.
+        trainable = [(n, p) for n, p in self.net.named_parameters() if p.requires_grad]
+        new = [p for n, p in trainable if n not in self.pretrained]
+        old = [p for n, p in trainable if n in self.pretrained]
+        if not old:
+            optimizer = self.optimizer_factory(new)
+        else:
+            optimizer = self.optimizer_factory([{"params": new}, {"params": old}])
+            optimizer.param_groups[1]["lr"] *= self.lr_scale
         if self.scheduler_factory is None:
             return optimizer
         scheduler = {
