@@ -5,7 +5,6 @@ seed's figures, their mean, std, min, max and 95% confidence interval, and the e
 """
 
 import copy
-import json
 import logging
 from pathlib import Path
 
@@ -18,7 +17,8 @@ from deeptune import outputs
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, table, n: int, fit_one) -> tuple[dict, bool]:
+def run(cfg: DictConfig, table, n: int, fit_part) -> tuple[dict, bool]:
+    """`fit_part(cfg, table)` trains one restart in its folder (or reads back a finished one)."""
     out_dir = Path(cfg.paths.output_dir)
     runs, members, is_main = [], [], True
     wandb = (cfg.get("logger") or {}).get("wandb")
@@ -30,14 +30,7 @@ def run(cfg: DictConfig, table, n: int, fit_one) -> tuple[dict, bool]:
         one.paths.output_dir = str(out_dir / f"restart_{i}")
         if wandb is not None and wandb.get("group") is None:
             one.logger.wandb.group = out_dir.name  # the restarts side by side in W&B
-        done = Path(one.paths.output_dir) / outputs.METRICS_FILE
-        if cfg.get("resume") == "auto" and done.is_file():  # finished before an interruption
-            metrics = json.loads(done.read_text())
-        else:
-            metrics, is_main = fit_one(one, table)
-            metrics["seed"] = one.seed
-            if is_main:
-                outputs.save_metrics(metrics, Path(one.paths.output_dir))
+        metrics, is_main = fit_part(one, table)
         runs.append(metrics)
         members.append((one, metrics.get("best_checkpoint")))
     summary = summarize(runs, [cfg.seed + i for i in range(n)])

@@ -38,7 +38,7 @@ def train(cfg: DictConfig) -> float:
     if folds > 1:
         metrics, is_main = cross_validate(cfg, table, folds)
     elif cfg.get("restarts", 1) > 1:
-        metrics, is_main = restarts.run(cfg, table, cfg.restarts, fit_one)
+        metrics, is_main = restarts.run(cfg, table, cfg.restarts, fit_part)
     else:
         metrics, is_main = fit_one(cfg, table)
     import torch
@@ -89,25 +89,33 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
         ddp.end_process_group()
 
 
+def fit_part(cfg: DictConfig, table) -> tuple[dict, bool]:
+    """One part of a run (a fold, a restart) in its own folder, with its own metrics.json.
+
+    With `resume=auto` a part that finished before an interruption is read back, not refit.
+    """
+    out_dir = Path(cfg.paths.output_dir)
+    done = out_dir / outputs.METRICS_FILE
+    if cfg.get("resume") == "auto" and done.is_file():
+        return json.loads(done.read_text()), True
+    metrics, is_main = fit_one(cfg, table)
+    metrics["seed"] = cfg.seed
+    if is_main:
+        outputs.save_metrics(metrics, out_dir)
+    return metrics, is_main
+
+
 def cross_validate(cfg: DictConfig, table, folds: int) -> tuple[dict, bool]:
     """K models, fold k validating; train / val / test figures are means over the folds."""
     import numpy as np
 
     out_dir = Path(cfg.paths.output_dir)
     runs = []
-    is_main = True
     for k in range(folds):
-        fold_dir = out_dir / f"fold_{k}"
-        done = fold_dir / outputs.METRICS_FILE
-        if cfg.get("resume") == "auto" and done.is_file():  # finished before an interruption
-            runs.append(json.loads(done.read_text()))
-            continue
         fold_cfg = cfg.copy()
         fold_cfg.cv.fold = k  # saved in fold_k/config.yaml, so eval.py rebuilds this fold
-        fold_cfg.paths.output_dir = str(fold_dir)  # its checkpoints and logs
-        metrics, is_main = fit_one(fold_cfg, table)
-        if is_main:
-            outputs.save_metrics(metrics, fold_dir)
+        fold_cfg.paths.output_dir = str(out_dir / f"fold_{k}")  # its checkpoints and logs
+        metrics, is_main = fit_part(fold_cfg, table)
         runs.append(metrics)
     summary: dict = {"cv": {"folds": folds}}
     for split in ("train", "val", "test"):
