@@ -33,37 +33,75 @@ def build(node: DictConfig, key: str, **kwargs):
 
 
 def source(cfg: DictConfig) -> Table:
-    """Load the data set (numpy / scikit-learn only: runs before torch is imported)."""
-    return build(cfg.data.source, "data.source")
+    """Load the data set (numpy / scikit-learn only: runs before torch is imported), then check
+    that the config's objective fits its task (classification or regression)."""
+    from deeptune.config import check_task
+
+    table = build(cfg.data.source, "data.source")
+    check_task(cfg, table.task)
+    return table
 
 
 def datamodule(cfg: DictConfig, table: Table):
     cv = cfg.get("cv") or {}
     fold = (cv.fold, cv.folds) if cv.get("fold") is not None else None
-    return build(cfg.data, "data", source=table, fold=fold)
+    return build(_own_arguments(cfg.data), "data", source=table, fold=fold)
 
 
-def classifier(cfg: DictConfig, dm, pretrained: bool = True):
-    """The network in its LightningModule; `finetune.from` loads weights (unless pretrained=False:
-    a checkpoint is about to overwrite them)."""
-    from deeptune.models.module import Classifier
+def _own_arguments(node: DictConfig) -> DictConfig:
+    """`node` without the keys its _target_ does not take.
 
-    net = build(cfg.model, "model", in_features=dm.num_features, num_classes=dm.num_classes)
+    The data node is shared: a data set's config may add keys for its source alone, such as
+    `data.seq_len` (interpolated into data.source.seq_len, and short to type), which the data
+    module's constructor would reject. The copy keeps its parent, so ${...} still resolve.
+    """
+    import inspect
+
+    from hydra.utils import get_class
+    from omegaconf import open_dict
+
+    try:
+        params = inspect.signature(get_class(node._target_)).parameters
+    except Exception:  # a bad _target_: let build() report it against the key
+        return node
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return node
+    extra = [k for k in node if not k.startswith("_") and k not in params]
+    if not extra:
+        return node
+    node = node.copy()
+    with open_dict(node):
+        for key in extra:
+            del node[key]
+    return node
+
+
+def module(cfg: DictConfig, dm, pretrained: bool = True):
+    """The network in the LightningModule of the data's task (a Classifier or a Regressor);
+    `finetune.from` loads weights (unless pretrained=False: a checkpoint is about to overwrite
+    them)."""
+    from deeptune.models.module import module_class
+
+    # Every model takes the same two: one sample's shape and the number of outputs.
+    net = build(cfg.model, "model", input_shape=list(dm.input_shape), outputs=dm.num_outputs)
     optimizer = build(cfg.optimizer, "optimizer")
     scheduler = build(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None
+    task_module = module_class(dm.task)
     ft = cfg.get("finetune") or {}
     if not (pretrained and ft.get("from")):
-        return Classifier(net, dm.num_classes, optimizer, scheduler)
+        return task_module(net, dm.num_outputs, optimizer, scheduler)
     from deeptune.finetune import load_pretrained
 
     report = load_pretrained(net, ft["from"])
     # The head always learns at the full rate, even when its shape let it be loaded.
     old = [n for n in report["loaded"] if not n.startswith("head.")]
-    model = Classifier(
-        net, dm.num_classes, optimizer, scheduler, pretrained=old, lr_scale=ft.lr_scale
+    model = task_module(
+        net, dm.num_outputs, optimizer, scheduler, pretrained=old, lr_scale=ft.lr_scale
     )
     model.finetune_report = report
     return model
+
+
 
 
 def wandb_has_key() -> bool:

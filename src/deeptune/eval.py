@@ -66,7 +66,7 @@ def evaluate(cfg: DictConfig) -> float:
     table = builders.source(run_cfg)
 
     datamodule = builders.datamodule(run_cfg, table)
-    model = builders.classifier(run_cfg, datamodule)
+    model = builders.module(run_cfg, datamodule)
     model.load_state_dict(state_dict)
     trainer = builders.trainer(
         cfg,
@@ -81,7 +81,7 @@ def evaluate(cfg: DictConfig) -> float:
     if trainer.is_global_zero:
         outputs.save_metrics(metrics, out_dir)
         outputs.print_summary(f"deeptune: test of {ckpt.name}", metrics, out_dir)
-    return metrics["test"]["acc"]
+    return objective_on_test(metrics, run_cfg)
 
 
 def evaluate_ensemble(cfg: DictConfig, manifest: Path) -> float:
@@ -100,7 +100,15 @@ def evaluate_ensemble(cfg: DictConfig, manifest: Path) -> float:
     out_dir = Path(cfg.paths.output_dir)
     outputs.save_metrics(metrics, out_dir)
     outputs.print_summary(f"deeptune: test of the {method} ensemble", metrics, out_dir)
-    return metrics["test"]["acc"]
+    return objective_on_test(metrics, members[0][0])
+
+
+def objective_on_test(metrics: dict, run_cfg: DictConfig) -> float:
+    """The test figure of the run's optimized metric: test/mse for optimized_metric=val/mse. An
+    ensemble has no loss: then the task's headline figure (acc, or mse)."""
+    row = metrics["test"]
+    name = str(run_cfg.get("optimized_metric", "")).partition("/")[2]
+    return row[name] if name in row else row[outputs.metric_names(metrics)[0]]
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")

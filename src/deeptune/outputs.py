@@ -32,10 +32,17 @@ def save_metrics(metrics: dict, out_dir: Path) -> Path:
     return path
 
 
+def metric_names(metrics: dict) -> list[str]:
+    """The metrics of a run's splits in display order: the task's own (acc, f1 or mse, r2), then
+    the loss; the first is the headline figure."""
+    names = {n for split in ("train", "val", "test") for n in metrics.get(split) or {}}
+    return sorted(names, key=lambda n: (n == "loss", n))
+
+
 def print_summary(title: str, metrics: dict, out_dir: Path) -> None:
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("split")
-    names = ["acc", "f1", "loss"]
+    names = metric_names(metrics)
     for name in names:
         table.add_column(name, justify="right")
     for split in ("train", "val", "test"):
@@ -43,11 +50,12 @@ def print_summary(title: str, metrics: dict, out_dir: Path) -> None:
             table.add_row(split, *(f"{row[n]:.4f}" if n in row else "-" for n in names))
     console = Console(stderr=False)
     console.print(table)
-    if cv := metrics.get("cv"):
+    if (cv := metrics.get("cv")) and names:
+        name = names[0]
         spread = "  ".join(
-            f"{split}/acc {cv[split]['acc']['mean']:.4f} ± {cv[split]['acc']['std']:.4f}"
+            f"{split}/{name} {cv[split][name]['mean']:.4f} ± {cv[split][name]['std']:.4f}"
             for split in ("val", "test")
-            if "acc" in cv.get(split, {})
+            if name in cv.get(split, {})
         )
         console.print(f"{cv['folds']}-fold cross-validation (mean ± std over folds): {spread}")
     if restarts := metrics.get("restarts"):

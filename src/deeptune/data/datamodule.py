@@ -5,7 +5,7 @@ import math
 import lightning as L
 import numpy as np
 import torch
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from deeptune.data.sources import Table
@@ -65,7 +65,8 @@ class TensorBatches:
 
 
 class TensorDataModule(L.LightningDataModule):
-    """Stratified train / val / test split of a `Table`, standardised on the training split."""
+    """Train / val / test split of a `Table` (stratified for classification), standardised on
+    the training split."""
 
     def __init__(
         self,
@@ -88,12 +89,27 @@ class TensorDataModule(L.LightningDataModule):
         self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
+    def task(self) -> str:
+        return self.table.task
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's shape: (features,) or (seq_len, features)."""
+        return tuple(self.table.x.shape[1:])
+
+    @property
     def num_features(self) -> int:
-        return self.table.x.shape[1]
+        """Inputs per sample once flattened."""
+        return math.prod(self.input_shape)
 
     @property
     def num_classes(self) -> int:
         return len(self.table.classes)
+
+    @property
+    def num_outputs(self) -> int:
+        """The network's outputs: one per class, or 1 for regression."""
+        return 1 if self.task == "regression" else self.num_classes
 
     def setup(self, stage: str | None = None) -> None:
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
@@ -140,36 +156,43 @@ def split(
     standardize: bool,
     fold: tuple[int, int] | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Stratified split; the scaler sees the training split only, so nothing leaks.
+    """Random split, stratified by class for classification; the scaler sees the training split
+    only, so nothing leaks.
 
-    With `fold=(k, K)` the data outside the test split is cut into K stratified folds and
-    fold k validates (K-fold cross-validation); the test split is the same for every fold.
+    With `fold=(k, K)` the data outside the test split is cut into K folds (stratified for
+    classification) and fold k validates (K-fold cross-validation); the test split is the same
+    for every fold. Sequences (n, seq_len, features) are standardised per feature, over samples
+    and steps alike.
     """
     idx = np.arange(len(table.y))
+    classify = table.task == "classification"
     try:
         rest, test = train_test_split(
-            idx, test_size=test_fraction, random_state=seed, stratify=table.y
+            idx, test_size=test_fraction, random_state=seed, stratify=table.y if classify else None
         )
         if fold is None:
             train, val = train_test_split(
                 rest,
                 test_size=val_fraction / (1 - test_fraction),
                 random_state=seed,
-                stratify=table.y[rest],
+                stratify=table.y[rest] if classify else None,
             )
         else:
             k, folds = fold
-            cuts = StratifiedKFold(folds, shuffle=True, random_state=seed)
+            cuts = (StratifiedKFold if classify else KFold)(folds, shuffle=True, random_state=seed)
             train, val = (rest[i] for i in list(cuts.split(rest, table.y[rest]))[k])
     except ValueError as err:  # e.g. a class too small to appear in every split
+        how = "by class" if classify else "into train / val / test"
         raise ConfigError(
             "data.val_fraction/test_fraction",
             (val_fraction, test_fraction),
-            f"cannot split {len(idx)} samples by class: {err}",
+            f"cannot split {len(idx)} samples {how}: {err}",
         ) from None
     x = table.x
     if standardize:
-        x = StandardScaler().fit(x[train]).transform(x).astype(np.float32)
+        flat = x.reshape(-1, x.shape[-1])  # (samples x steps, features)
+        train_rows = x[train].reshape(-1, x.shape[-1])
+        x = StandardScaler().fit(train_rows).transform(flat).reshape(x.shape).astype(np.float32)
     return {
         name: (x[i], table.y[i]) for name, i in (("train", train), ("val", val), ("test", test))
     }

@@ -1,4 +1,4 @@
-"""Data sources: each returns a `Table` of features and integer labels.
+"""Data sources: each returns a `Table` of features and targets (class labels or numbers).
 
 They use numpy, pandas and scikit-learn only, so a bad source fails before torch loads.
 """
@@ -10,15 +10,31 @@ from sklearn import datasets
 
 from deeptune.errors import ConfigError
 
+TASKS = ("classification", "regression")
+
 
 class Table:
-    """Features (n, features) float32, labels (n,) int64 in [0, n_classes), class names.
+    """Features and targets of one task.
+
+    x: float32, (n, features), or (n, seq_len, features) for sequences.
+    classification: y int64 labels (n,) in [0, len(classes)), `classes` their names.
+    regression: y float32 targets (n,), `classes == []`.
 
     A plain class, not a dataclass: Hydra would turn a dataclass argument into a config.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, classes: list[str]):
-        self.x, self.y, self.classes = x, y, classes
+    def __init__(
+        self, x: np.ndarray, y: np.ndarray, classes: list[str], task: str = "classification"
+    ):
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        self.x, self.y, self.classes, self.task = x, y, classes, task
+
+    @classmethod
+    def regression(cls, x, y) -> "Table":
+        return cls(
+            np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32), [], "regression"
+        )
 
     @classmethod
     def from_labels(cls, x, labels) -> "Table":
@@ -89,6 +105,63 @@ def classification(
     return Table.from_labels(x, y)
 
 
+def _check_sequence(n_samples: int, seq_len: int) -> None:
+    # The config rules catch these first; this guards direct calls.
+    if seq_len < 2:
+        raise ConfigError("data.source.seq_len", seq_len, "must be an integer >= 2")
+    if n_samples < 10:
+        raise ConfigError("data.source.n_samples", n_samples, "must be an integer >= 10")
+
+
+def adding(n_samples: int = 5000, seq_len: int = 50, seed: int = 0) -> Table:
+    """The adding problem (Hochreiter & Schmidhuber, 1997): a regression over a sequence.
+
+    Each step is a pair (value, marker): values are U(0, 1), the marker is 1 at one step of
+    the first half and one step of the second half, 0 elsewhere. The target is the sum of the
+    two marked values, so the network must remember a value for up to `seq_len` steps.
+    Features (n, seq_len, 2), targets (n,) in [0, 2].
+
+    The target has variance 2 * 1/12, so always predicting its mean, 1.0, gives an MSE of
+    about 0.167: the baseline a model that learned nothing sits at.
+    """
+    _check_sequence(n_samples, seq_len)
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(0.0, 1.0, (n_samples, seq_len))
+    markers = np.zeros((n_samples, seq_len))
+    rows, half = np.arange(n_samples), seq_len // 2
+    first = rng.integers(0, half, n_samples)
+    second = rng.integers(half, seq_len, n_samples)
+    markers[rows, first] = markers[rows, second] = 1.0
+    y = values[rows, first] + values[rows, second]
+    return Table.regression(np.stack([values, markers], axis=-1), y)
+
+
+def temporal_order(n_samples: int = 3000, seq_len: int = 50, seed: int = 0) -> Table:
+    """The temporal-order problem (Hochreiter & Schmidhuber, 1997): sequence classification.
+
+    Each step is a one-hot symbol out of 6: four distractors (a, b, c, d) fill the sequence;
+    one step in the first half and one in the second half hold a relevant symbol, X or Y.
+    The class is their order: XX, XY, YX or YY (4 classes, chance 0.25). Features
+    (n, seq_len, 6).
+
+    Chosen over parity, which is unlearnable at sane budgets: on 4,000 random bit strings an
+    LSTM, a GRU and a plain RNN (32 units, Adam) all stayed at chance (0.50) after 30 epochs
+    for seq_len 10 and 20, and an LSTM that did learn seq_len=10 after ~70 epochs had seen
+    all 1,024 such strings: a lookup table, not a rule. Temporal order is solved by an LSTM
+    or a GRU in a few epochs while a plain RNN falls towards chance as seq_len grows.
+    """
+    _check_sequence(n_samples, seq_len)
+    rng = np.random.default_rng(seed)
+    symbols = rng.integers(0, 4, (n_samples, seq_len))  # distractors a, b, c, d
+    rows, half = np.arange(n_samples), seq_len // 2
+    first, second = rng.integers(0, 2, n_samples), rng.integers(0, 2, n_samples)  # X=0, Y=1
+    symbols[rows, rng.integers(0, half, n_samples)] = 4 + first
+    symbols[rows, rng.integers(half, seq_len, n_samples)] = 4 + second
+    x = np.eye(6, dtype=np.float32)[symbols]
+    names = np.array(["XX", "XY", "YX", "YY"])
+    return Table.from_labels(x, names[2 * first + second])
+
+
 def _existing(path: str, key: str) -> Path:
     p = Path(path).expanduser()
     if not p.is_file():
@@ -126,7 +199,8 @@ def csv(path: str, target: str = "label", features: list[str] | None = None) -> 
 
 
 def npz(path: str, features_key: str = "x", target_key: str = "y") -> Table:
-    """A NumPy .npz archive with a (n, features) array and a (n,) label array."""
+    """A NumPy .npz archive with a (n, features) or (n, seq_len, features) array and a (n,)
+    label array."""
     with np.load(_existing(path, "data.source.path")) as archive:
         for key, name in (
             ("data.source.features_key", features_key),
@@ -135,11 +209,12 @@ def npz(path: str, features_key: str = "x", target_key: str = "y") -> Table:
             if name not in archive:
                 raise ConfigError(key, name, f"arrays in the file are {list(archive.keys())}")
         x, y = archive[features_key], archive[target_key]
-    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
+    if x.ndim not in (2, 3) or y.ndim != 1 or len(x) != len(y):
         raise ConfigError(
             "data.source.path",
             path,
-            f"need x of shape (n, features) and y of shape (n,), got {x.shape} and {y.shape}",
+            "need x of shape (n, features) or (n, seq_len, features) and y of shape (n,), "
+            f"got {x.shape} and {y.shape}",
         )
     if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
         raise ConfigError("data.source.path", path, "features must be finite numbers (no NaN)")

@@ -1,5 +1,6 @@
 """A configurable multi-layer perceptron."""
 
+import math
 from collections.abc import Sequence
 
 from hydra.utils import get_class
@@ -30,12 +31,17 @@ class Block(nn.Module):
 
 
 class MLP(nn.Module):
-    """`depth` hidden blocks of `width` units (or one width per block), then a linear head."""
+    """`depth` hidden blocks of `width` units (or one width per block), then a linear head.
+
+    `input_shape` is one sample's shape (or its number of features); a sequence
+    (seq_len, features) is flattened into seq_len * features inputs. `outputs`: one per class,
+    or 1 for regression.
+    """
 
     def __init__(
         self,
-        in_features: int,
-        num_classes: int,
+        input_shape: int | Sequence[int],
+        outputs: int,
         depth: int = 2,
         width: int | Sequence[int] = 128,
         activation: str = "relu",
@@ -49,17 +55,19 @@ class MLP(nn.Module):
         widths = [width] * depth if isinstance(width, int) else list(width)
         if len(widths) != depth:
             raise ValueError(f"model.width lists {len(widths)} widths but model.depth={depth}")
-        sizes = [in_features, *widths]
+        shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+        sizes = [math.prod(shape), *widths]
         self.hidden = nn.ModuleList(
             Block(n_in, n_out, activation, norm, dropout, residual, maxout_pieces)
             for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
         )
-        self.head = nn.Linear(sizes[-1], num_classes)
+        self.head = nn.Linear(sizes[-1], outputs)
         for block in self.hidden:
             init_linear(block.linear, init, activation)
         init_linear(self.head, init, "linear")
 
     def forward(self, x):
+        x = x.flatten(1)  # (batch, features) stays as it is
         for block in self.hidden:
             x = block(x)
         return self.head(x)

@@ -1,18 +1,24 @@
-"""The LightningModule: a network, its loss, its metrics and its optimiser."""
+"""The LightningModules: a network, its loss, its metrics and its optimiser.
+
+`Classifier` (cross-entropy; acc, f1) and `Regressor` (MSE; mse, r2) share everything else,
+the optimiser, the schedule, the fine-tuning parameter groups and the random state saved in
+checkpoints, through `TaskModule`.
+"""
 
 from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MeanMetric, MeanSquaredError, MetricCollection, R2Score
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 STAGES = ("train", "val", "test")
 
 
-class Classifier(L.LightningModule):
-    """Cross-entropy classification; logs {stage}/loss, {stage}/acc and {stage}/f1 per epoch.
+class TaskModule(L.LightningModule):
+    """Logs {stage}/loss and the task's metrics per epoch; subclasses define `_metrics()` and
+    `loss()`.
 
     Metrics accumulate in torchmetrics objects and are logged once per epoch: a `self.log`
     call per step costs more than a small model's whole step.
@@ -21,7 +27,7 @@ class Classifier(L.LightningModule):
     def __init__(
         self,
         net: nn.Module,
-        num_classes: int,
+        outputs: int,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., object] | None = None,
         scheduler_monitor: str = "val/loss",
@@ -30,29 +36,31 @@ class Classifier(L.LightningModule):
     ):
         super().__init__()
         self.net = net
+        self.outputs = outputs
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor
         self.pretrained, self.lr_scale = set(pretrained), lr_scale  # net parameter names
-        metrics = MetricCollection(
-            {
-                "acc": MulticlassAccuracy(num_classes, average="micro"),
-                "f1": MulticlassF1Score(num_classes, average="macro"),
-            }
-        )
+        metrics = self._metrics()
         # ModuleDict keys may not shadow Module methods such as train(): prefix them.
         self.metrics = nn.ModuleDict({f"_{s}": metrics.clone(prefix=f"{s}/") for s in STAGES})
         self.losses = nn.ModuleDict({f"_{s}": MeanMetric() for s in STAGES})
+
+    def _metrics(self) -> MetricCollection:
+        raise NotImplementedError
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch
-        logits = self(x)
-        loss = nn.functional.cross_entropy(logits, y)
+        out = self(x)
+        loss = self.loss(out, y)
         self.losses[f"_{stage}"].update(loss.detach(), weight=len(y))
-        self.metrics[f"_{stage}"].update(logits.detach(), y)
+        self.metrics[f"_{stage}"].update(out.detach(), y)
         return loss
 
     def _log_epoch(self, stage: str) -> None:
@@ -118,3 +126,39 @@ class Classifier(L.LightningModule):
             "monitor": self.scheduler_monitor,  # read by ReduceLROnPlateau only
         }
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+class Classifier(TaskModule):
+    """Cross-entropy over `outputs` classes; logs {stage}/loss, {stage}/acc and {stage}/f1."""
+
+    def _metrics(self) -> MetricCollection:
+        return MetricCollection(
+            {
+                "acc": MulticlassAccuracy(self.outputs, average="micro"),
+                "f1": MulticlassF1Score(self.outputs, average="macro"),
+            }
+        )
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(out, y)
+
+
+class Regressor(TaskModule):
+    """Mean squared error on one number per sample; logs {stage}/loss (the MSE of the batches,
+    averaged), {stage}/mse and {stage}/r2 (the coefficient of determination)."""
+
+    def _metrics(self) -> MetricCollection:
+        if self.outputs != 1:
+            raise ValueError(f"a Regressor predicts one number per sample, not {self.outputs}")
+        return MetricCollection({"mse": MeanSquaredError(), "r2": R2Score()})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)  # (batch, 1) -> (batch,), the targets' shape
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.mse_loss(out, y)
+
+
+def module_class(task: str) -> type[TaskModule]:
+    """The LightningModule for a data set's task ("classification" or "regression")."""
+    return {"classification": Classifier, "regression": Regressor}[task]

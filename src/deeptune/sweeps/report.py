@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(done) and done["value"].isna().all():
         fail(f"no completed job has {metric} in its metrics.json")
 
-    direction = "min" if metric.endswith("loss") else "max"
+    direction = "min" if metric.endswith(("loss", "mse")) else "max"  # acc, f1, r2: higher
     if study is not None and metric == objective and len(study.directions) == 1:
         direction = "max" if study.direction.name == "MAXIMIZE" else "min"
     agg = aggregate(df, varied, direction)
