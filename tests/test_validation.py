@@ -31,6 +31,11 @@ BAD_VALUES = [
     ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid: must be an integer >= 1"),
     ("ckpt_path=nope.ckpt", "ckpt_path='nope.ckpt' is invalid: no such file"),
     ("optimized_metric=val/auc", "optimized_metric='val/auc' is invalid: must be one of val/acc"),
+    (
+        "callbacks.grad_health.vanishing_ratio=2",
+        "callbacks.grad_health.vanishing_ratio=2 is invalid: must be a number > 0 and < 1",
+    ),
+    ("report.tsne_samples=3", "report.tsne_samples=3 is invalid: must be an integer >= 10"),
 ]
 
 
@@ -42,6 +47,18 @@ def test_bad_value_is_named(train_cfg, override, message):
     assert str(err.value).startswith(message)
     assert "\n" not in str(err.value)
     assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("override", ["stepwise.strategy=lower_first", "finetune.freeze=[0]"])
+def test_layer_schedules_need_an_mlp(train_cfg, override):
+    with pytest.raises(ConfigError, match="works on model=mlp's hidden layers"):
+        train(train_cfg("model=rnn", override))
+
+
+def test_lr_find_range_must_be_increasing(train_cfg):
+    cfg = train_cfg("debug=lr_find", "callbacks.lr_find.max_lr=1e-7")
+    with pytest.raises(ConfigError, match="must be below callbacks.lr_find.max_lr=1e-07"):
+        train(cfg)
 
 
 def test_fractions_must_leave_training_data(train_cfg):

@@ -16,7 +16,9 @@ from deeptune.models.choices import ACTIVATIONS, INITS, NORMS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 ENSEMBLES = ("mean_prob", "majority_vote", "mean_logit")
-METRICS = [f"{stage}/{name}" for stage in ("val", "train") for name in ("acc", "f1", "loss")]
+METRICS = [
+    f"{stage}/{name}" for stage in ("val", "train") for name in ("acc", "f1", "loss", "mse", "r2")
+]
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,13 @@ RULES: dict[str, Rule] = {
     "data.source.n_samples": Rule(int, ge=10),
     "data.source.noise": FLOAT_NONNEG,
     "data.source.path": Rule(str),
+    # Recurrent models (model=rnn) and sequence data (data=adding, data=temporal_order).
+    "model.cell": Rule(choices=("rnn", "lstm", "gru")),  # deeptune.models.rnn.CELLS
+    "model.hidden": INT_POS,
+    "model.layers": INT_POS,
+    "model.bidirectional": Rule(bool),
+    "data.seq_len": Rule(int, ge=2),
+    "data.source.seq_len": Rule(int, ge=2),
     "optimizer.lr": FLOAT_POS,
     "optimizer.weight_decay": FLOAT_NONNEG,
     "optimizer.momentum": Rule(float, ge=0, lt=1),
@@ -139,6 +148,21 @@ RULES: dict[str, Rule] = {
     "trainer.devices": Rule((int, str, list)),
     "callbacks.early_stopping.patience": Rule(int, ge=0),
     "callbacks.early_stopping.min_delta": FLOAT_NONNEG,
+    "callbacks.grad_health.enabled": Rule(bool),
+    "callbacks.grad_health.every_n_steps": INT_POS,
+    "callbacks.grad_health.vanishing_ratio": FRACTION,
+    "callbacks.grad_health.exploding_norm": FLOAT_POS,
+    "callbacks.overfit_check.threshold": FLOAT_POS,
+    "callbacks.lr_find.min_lr": FLOAT_POS,
+    "callbacks.lr_find.max_lr": FLOAT_POS,
+    "callbacks.lr_find.num_training_steps": Rule(int, ge=5),
+    "callbacks.lr_find.mode": Rule(choices=("exponential", "linear")),
+    "report.confusion": Rule(bool),
+    "report.tsne": Rule(bool),
+    "report.tsne_layer": Rule(str, optional=True),
+    "report.tsne_samples": Rule(int, ge=10),
+    "report.tsne_perplexity": FLOAT_POS,
+    "trainer.overfit_batches": Rule((int, float), ge=0),
 }
 
 CROSS_CHECKS: list[Callable[[DictConfig], None]] = []
@@ -215,6 +239,58 @@ def _finetune_checkpoint_and_layers(cfg):
     if freeze and _get(cfg, "stepwise.strategy") not in ("none", _ABSENT):
         raise ConfigError(
             "finetune.freeze", freeze, "cannot be combined with stepwise.strategy; use one"
+        )
+
+
+def check_task(cfg: DictConfig, task: str) -> None:
+    """The objective and the ensemble fit the data's task, known once the data set is loaded:
+    a classification is judged by acc, f1 or loss, a regression by loss, mse or r2."""
+    names = {"classification": ("acc", "f1", "loss"), "regression": ("loss", "mse", "r2")}[task]
+    data = str(_get(cfg, "data.source._target_")).rpartition(".")[2]
+    metric, mode = _get(cfg, "optimized_metric"), _get(cfg, "optimized_mode")
+    if isinstance(metric, str):
+        split, _, name = metric.partition("/")
+        if name not in names:
+            allowed = ", ".join(f"{split}/{n}" for n in names)
+            raise ConfigError(
+                "optimized_metric", metric, f"{data} is a {task} data set: use one of {allowed}"
+            )
+        best = "max" if name in ("acc", "f1", "r2") else "min"
+        if mode in ("min", "max") and mode != best:
+            higher = "higher" if best == "max" else "lower"
+            raise ConfigError(
+                "optimized_mode",
+                mode,
+                f"{metric} is better when {higher}: set optimized_mode={best}",
+            )
+    method = _get(cfg, "ensemble")
+    if task == "regression" and method in ("mean_prob", "majority_vote"):
+        raise ConfigError(
+            "ensemble",
+            method,
+            f"{data} is a regression data set: use mean_logit (the mean of the restarts' "
+            "predictions) or none",
+        )
+
+
+@_cross_check
+def _layer_schedules_need_hidden_layers(cfg):
+    """Step-wise training and frozen layers work on the MLP's hidden blocks."""
+    if _get(cfg, "model.depth") is not _ABSENT:
+        return
+    for key in ("stepwise.strategy", "finetune.freeze"):
+        value = _get(cfg, key)
+        if value not in (_ABSENT, None, "none", []):
+            target = _get(cfg, "model._target_")
+            raise ConfigError(key, value, f"works on model=mlp's hidden layers, not {target}")
+
+
+@_cross_check
+def _lr_find_range(cfg):
+    low, high = _get(cfg, "callbacks.lr_find.min_lr"), _get(cfg, "callbacks.lr_find.max_lr")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low >= high:
+        raise ConfigError(
+            "callbacks.lr_find.min_lr", low, f"must be below callbacks.lr_find.max_lr={high}"
         )
 
 

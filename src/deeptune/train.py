@@ -60,12 +60,15 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
     """One model: fit, evaluate the kept checkpoint; (metrics, whether this is rank 0)."""
     import lightning as L
 
+    from deeptune.diagnostics.final_model import check_report, final_report
+
     ckpt = resume_point(cfg)
     out_dir = Path(cfg.paths.output_dir)
     ddp.use_job_commands(str(out_dir))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = builders.datamodule(cfg, table)
-    model = builders.classifier(cfg, datamodule)
+    model = builders.module(cfg, datamodule)
+    check_report(cfg, table, model.net)
     loggers = builders.loggers(cfg)
     callbacks = builders.callbacks(cfg, has_logger=bool(loggers))
     trainer = builders.trainer(cfg, callbacks=callbacks, logger=loggers or False)
@@ -73,6 +76,9 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
         outputs.save_config(cfg, out_dir)
     try:
         metrics = _fit_and_test(cfg, trainer, model, datamodule, ckpt)
+        wanted = cfg.get("report") or {}
+        if trainer.is_global_zero and (wanted.get("confusion") or wanted.get("tsne")):
+            metrics["report"] = final_report(cfg, model, datamodule, out_dir, loggers)
         log.info("rank %d of %d: %s", trainer.global_rank, trainer.world_size, metrics)
         return metrics, trainer.is_global_zero
     except Exception as err:
@@ -82,6 +88,8 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
         if (pruned or isinstance(err, TrainingError)) and trainer.is_global_zero:
             record = {"status": "pruned" if pruned else "failed", "reason": str(err)}
             record.update(epochs=trainer.current_epoch, seed=cfg.seed)
+            for callback in trainer.callbacks:  # e.g. the gradient-health verdict
+                record.update(getattr(callback, "report", dict)())
             outputs.save_metrics(record, out_dir)
         raise
     finally:
@@ -134,7 +142,9 @@ def cross_validate(cfg: DictConfig, table, folds: int) -> tuple[dict, bool]:
 
 
 def _fit_and_test(cfg: DictConfig, trainer, model, datamodule, ckpt: str | None) -> dict:
+    started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
+    fit_s = round(time.perf_counter() - started, 3)
     metrics = {"train": outputs.split_metrics(trainer.callback_metrics).get("train", {})}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     # Report the model that was kept: the best checkpoint when there is one.
@@ -144,7 +154,10 @@ def _fit_and_test(cfg: DictConfig, trainer, model, datamodule, ckpt: str | None)
         results = evaluate(model, datamodule, ckpt_path=ckpt, verbose=False)[0]
         metrics.update(outputs.split_metrics(results))
     metrics.update(
-        epochs=trainer.current_epoch, best_epoch=_best_epoch(best), best_checkpoint=best or None
+        epochs=trainer.current_epoch,
+        best_epoch=_best_epoch(best),
+        best_checkpoint=best or None,
+        fit_s=fit_s,  # seconds inside trainer.fit: what scripts/bench_overhead.py compares
     )
     if report := getattr(model, "finetune_report", None):
         metrics["finetune"] = dict(report)
