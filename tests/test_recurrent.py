@@ -134,6 +134,7 @@ def test_regression_metrics_match_scikit_learn():
             model._step(batch, "test")
         preds = model(x)
     assert preds.shape == (100,)
+    model._flush("test")  # what the end of an epoch does
     figures = model.metrics["_test"].compute()
     assert float(figures["test/mse"]) == pytest.approx(mean_squared_error(y, preds), rel=1e-5)
     assert float(figures["test/r2"]) == pytest.approx(r2_score(y, preds), rel=1e-5)

@@ -7,15 +7,19 @@ import hashlib
 import logging
 import netrc
 import os
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from deeptune.data.sources import Table
 from deeptune.errors import ConfigError
+
+if TYPE_CHECKING:  # the sources import scikit-learn, a second that --help should not pay
+    from deeptune.data.sources import Table
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +36,7 @@ def build(node: DictConfig, key: str, **kwargs):
         raise ConfigError(key, target, f"{type(cause).__name__}: {cause}") from None
 
 
-def source(cfg: DictConfig) -> Table:
+def source(cfg: DictConfig) -> "Table":
     """Load the data set (numpy / scikit-learn only: runs before torch is imported), then check
     that the config's objective fits its task (classification or regression)."""
     from deeptune.config import check_task
@@ -42,7 +46,7 @@ def source(cfg: DictConfig) -> Table:
     return table
 
 
-def datamodule(cfg: DictConfig, table: Table):
+def datamodule(cfg: DictConfig, table: "Table"):
     cv = cfg.get("cv") or {}
     fold = (cv.fold, cv.folds) if cv.get("fold") is not None else None
     return build(_own_arguments(cfg.data), "data", source=table, fold=fold)
@@ -102,8 +106,6 @@ def module(cfg: DictConfig, dm, pretrained: bool = True):
     return model
 
 
-
-
 def wandb_has_key() -> bool:
     """An API key in WANDB_API_KEY or in the netrc file that `wandb login` writes."""
     if os.environ.get("WANDB_API_KEY"):
@@ -155,6 +157,8 @@ def callbacks(cfg: DictConfig, has_logger: bool) -> list:
             continue
         if "LearningRateMonitor" in node.get("_target_", "") and not has_logger:
             continue  # Lightning refuses it without a logger
+        if "ProgressBar" in node.get("_target_", "") and not sys.stdout.isatty():
+            continue  # in a log file a bar is noise, and its redraws cost CPU
         built.append(build(node, f"callbacks.{name}"))
     strategy = (cfg.get("stepwise") or {}).get("strategy", "none")
     if strategy != "none":
@@ -177,12 +181,13 @@ def callbacks(cfg: DictConfig, has_logger: bool) -> list:
 
 
 def trainer(cfg: DictConfig, callbacks: list, **kwargs):
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 
-    # Without a configured ModelCheckpoint, Lightning would add one of its own elsewhere.
+    # Without a configured ModelCheckpoint or progress bar, Lightning would add its own.
     kwargs.setdefault(
         "enable_checkpointing", any(isinstance(c, ModelCheckpoint) for c in callbacks)
     )
+    kwargs.setdefault("enable_progress_bar", any(isinstance(c, ProgressBar) for c in callbacks))
     try:
         return build(cfg.trainer, "trainer", callbacks=callbacks, **kwargs)
     except ConfigError as err:  # almost always the device: name the key users set

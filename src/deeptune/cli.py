@@ -1,5 +1,7 @@
 """Entry-point plumbing shared by train and eval: one-line errors, quiet libraries."""
 
+import atexit
+import gc
 import logging
 import os
 import sys
@@ -11,6 +13,13 @@ from hydra.types import RunMode
 
 from deeptune.config import check_group_overrides
 from deeptune.errors import ConfigError, TrainingError
+
+# Idle OpenMP threads spin before they sleep; with two jobs on two cores the spinning steals the
+# other job's core (runs were 3-30x slower). Set before torch loads; a user's own value wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# At exit the interpreter garbage-collects the ~500k objects torch and lightning leave behind,
+# about a second of nothing. Freezing them skips that; registered first, it runs last.
+atexit.register(gc.freeze)
 
 
 def fail(message: str, status: int = 2) -> None:

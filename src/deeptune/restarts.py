@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
-from scipy import stats
 
 from deeptune import outputs
 
@@ -61,6 +60,8 @@ def summarize(runs: list[dict], seeds: list[int]) -> dict:
 def _spread(v: np.ndarray) -> dict:
     mean, std = float(v.mean()), float(v.std(ddof=1))
     # Student's t: with few seeds the normal 1.96 would claim too narrow an interval.
+    from scipy import stats  # imported here: it costs half a second at start-up
+
     half = float(stats.t.ppf(0.975, len(v) - 1) * std / np.sqrt(len(v)))
     return {
         "mean": mean,

@@ -1,12 +1,13 @@
 """Data sources: each returns a `Table` of features and targets (class labels or numbers).
 
 They use numpy, pandas and scikit-learn only, so a bad source fails before torch loads.
+scikit-learn is imported where it is used: importing it costs about a second, which
+`python train.py --help` and a config error should not pay.
 """
 
 from pathlib import Path
 
 import numpy as np
-from sklearn import datasets
 
 from deeptune.errors import ConfigError
 
@@ -44,15 +45,21 @@ class Table:
 
 def digits() -> Table:
     """scikit-learn's bundled 8x8 handwritten digits: 1,797 images, 10 classes."""
+    from sklearn import datasets
+
     bunch = datasets.load_digits()
     return Table.from_labels(bunch.data, bunch.target)
 
 
 def moons(n_samples: int = 1000, noise: float = 0.2, seed: int = 0) -> Table:
+    from sklearn import datasets
+
     return Table.from_labels(*datasets.make_moons(n_samples, noise=noise, random_state=seed))
 
 
 def circles(n_samples: int = 1000, noise: float = 0.1, factor: float = 0.5, seed: int = 0):
+    from sklearn import datasets
+
     x, y = datasets.make_circles(n_samples, noise=noise, factor=factor, random_state=seed)
     return Table.from_labels(x, y)
 
@@ -76,6 +83,8 @@ def blobs(
     cluster_std: float = 6.0,
     seed: int = 0,
 ) -> Table:
+    from sklearn import datasets
+
     x, y = datasets.make_blobs(
         n_samples, n_features, centers=centers, cluster_std=cluster_std, random_state=seed
     )
@@ -92,6 +101,8 @@ def classification(
     flip_y: float = 0.01,
     seed: int = 0,
 ) -> Table:
+    from sklearn import datasets
+
     x, y = datasets.make_classification(
         n_samples,
         n_features,

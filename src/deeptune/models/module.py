@@ -14,6 +14,7 @@ from torchmetrics import MeanMetric, MeanSquaredError, MetricCollection, R2Score
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 STAGES = ("train", "val", "test")
+FLUSH_EVERY = 32  # batches between metric updates: one update costs about a whole small step
 
 
 class TaskModule(L.LightningModule):
@@ -21,7 +22,8 @@ class TaskModule(L.LightningModule):
     `loss()`.
 
     Metrics accumulate in torchmetrics objects and are logged once per epoch: a `self.log`
-    call per step costs more than a small model's whole step.
+    call per step costs more than a small model's whole step. For the same reason the metrics
+    are updated once per `FLUSH_EVERY` batches, on the batches' outputs concatenated.
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class TaskModule(L.LightningModule):
         # ModuleDict keys may not shadow Module methods such as train(): prefix them.
         self.metrics = nn.ModuleDict({f"_{s}": metrics.clone(prefix=f"{s}/") for s in STAGES})
         self.losses = nn.ModuleDict({f"_{s}": MeanMetric() for s in STAGES})
+        self.pending: dict[str, list] = {s: [] for s in STAGES}  # (outputs, y, loss, size)
 
     def _metrics(self) -> MetricCollection:
         raise NotImplementedError
@@ -59,11 +62,24 @@ class TaskModule(L.LightningModule):
         x, y = batch
         out = self(x)
         loss = self.loss(out, y)
-        self.losses[f"_{stage}"].update(loss.detach(), weight=len(y))
-        self.metrics[f"_{stage}"].update(out.detach(), y)
+        self.pending[stage].append((out.detach(), y, loss.detach(), len(y)))
+        if len(self.pending[stage]) >= FLUSH_EVERY:
+            self._flush(stage)
         return loss
 
+    def _flush(self, stage: str) -> None:
+        """One torchmetrics update for the batches seen since the last one."""
+        if not self.pending[stage]:
+            return
+        outs, ys, losses, sizes = zip(*self.pending[stage], strict=True)
+        self.pending[stage] = []
+        losses = torch.stack(losses)
+        weights = torch.tensor(sizes, dtype=losses.dtype, device=losses.device)
+        self.losses[f"_{stage}"].update(losses, weight=weights)
+        self.metrics[f"_{stage}"].update(torch.cat(outs), torch.cat(ys))
+
     def _log_epoch(self, stage: str) -> None:
+        self._flush(stage)
         # torchmetrics' compute() already reduces across DDP ranks.
         values = {
             f"{stage}/loss": self.losses[f"_{stage}"].compute(),
