@@ -54,7 +54,11 @@ def test_seed_zero_is_honoured(train_cfg):
 def _metrics_of(train_cfg, *overrides, out):
     cfg = train_cfg("trainer.max_epochs=2", *overrides, out=out)
     train(cfg)
-    return {k: v for k, v in _metrics(cfg).items() if k not in ("duration_s", "fit_s", "best_checkpoint")}
+    return {
+        k: v
+        for k, v in _metrics(cfg).items()
+        if k not in ("duration_s", "fit_s", "best_checkpoint")
+    }
 
 
 def test_eval_reproduces_test_accuracy(train_cfg, tmp_path):
