@@ -38,7 +38,8 @@ def test_deep_sigmoid_vanishes_and_relu_with_he_init_does_not(train_cfg, caplog)
     )
     train(relu)
     health = _metrics(relu)["grad_health"]
-    assert health["verdict"] == "healthy"
+    assert health["verdict"] == "healthy" and "plot" not in health
+    assert not (Path(relu.paths.output_dir) / "grad_health.png").exists()  # plot=auto
     assert health["grad_ratio_first_last"] > 1e-1
     assert "gradient health" not in caplog.text
 
@@ -159,7 +160,7 @@ def test_unknown_tsne_layer_fails_before_training(train_cfg):
 def test_report_is_logged_to_wandb_offline(train_cfg, monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
-    cfg = train_cfg("logger=wandb", "report.confusion=true")
+    cfg = train_cfg("logger=wandb", "report.confusion=true", "callbacks.grad_health.plot=true")
     train(cfg)
     (run,) = (Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*")
     media = run / "files" / "media"

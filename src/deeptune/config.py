@@ -152,6 +152,7 @@ RULES: dict[str, Rule] = {
     "callbacks.grad_health.every_n_steps": INT_POS,
     "callbacks.grad_health.vanishing_ratio": FRACTION,
     "callbacks.grad_health.exploding_norm": FLOAT_POS,
+    "callbacks.grad_health.plot": Rule(choices=(True, False, "auto")),
     "callbacks.overfit_check.threshold": FLOAT_POS,
     "callbacks.lr_find.min_lr": FLOAT_POS,
     "callbacks.lr_find.max_lr": FLOAT_POS,

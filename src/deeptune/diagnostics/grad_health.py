@@ -98,7 +98,7 @@ class GradHealth(L.Callback):
         every_n_steps: int = 10,
         vanishing_ratio: float = 1e-2,
         exploding_norm: float = 1e3,
-        plot: bool = True,
+        plot: bool | str = "auto",
         out_dir: str | None = None,
         model: dict | None = None,
     ):
@@ -211,16 +211,20 @@ class GradHealth(L.Callback):
             self.epochs.append(summary | {"grad_ratio_first_last": None, "verdict": "exploding"})
 
     def on_fit_end(self, trainer, pl_module) -> None:
-        if self.enabled and self.plot and self.history and self.out_dir and trainer.is_global_zero:
-            from deeptune.diagnostics.figures import grad_health_figure
+        verdict = self.report().get("grad_health", {}).get("verdict")
+        if not (verdict and self.out_dir and trainer.is_global_zero and self._draws(verdict)):
+            return
+        # matplotlib and the figure cost ~0.4 s: with plot=auto, only when there is a problem.
+        from deeptune.diagnostics.figures import grad_health_figure
 
-            verdict = self.report().get("grad_health", {}).get("verdict", "none")
-            figure = grad_health_figure(self.history, verdict)
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            figure.savefig(self.out_dir / PLOT_FILE, dpi=110)
-            for logger in trainer.loggers:
-                if hasattr(logger, "log_image"):  # W&B
-                    logger.log_image(key="grad_health", images=[str(self.out_dir / PLOT_FILE)])
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        grad_health_figure(self.history, verdict).savefig(self.out_dir / PLOT_FILE, dpi=110)
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):  # W&B
+                logger.log_image(key="grad_health", images=[str(self.out_dir / PLOT_FILE)])
+
+    def _draws(self, verdict: str) -> bool:
+        return self.plot is True or (self.plot == "auto" and verdict != "healthy")
 
     def report(self) -> dict:
         """The `grad_health` entry of metrics.json."""
@@ -246,7 +250,7 @@ class GradHealth(L.Callback):
             if "grad_ratio_first_last_step" in e
         ]:
             entry["grad_ratio_first_last_step"] = _geomean(steps)
-        if self.plot and self.out_dir:
+        if self.out_dir and self._draws(verdict):
             entry["plot"] = PLOT_FILE
         return {"grad_health": entry}
 
