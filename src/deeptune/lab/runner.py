@@ -1,0 +1,223 @@
+"""Running an experiment: each sweep through `train.py -m` in a subprocess, then the analysis.
+
+A sweep folder holds `lab.json`, the lab's record of the command that made it. Running the same
+command again skips a sweep that finished (every job has its metrics.json); one that was
+interrupted is launched again into the same folder, where `resume=auto` continues each
+interrupted job from its last checkpoint and a finished job is restored from its own (no epoch
+is trained again; its metrics.json, the original timing included, is kept). A folder made by
+another command (another budget, other overrides) is only replaced with --force.
+"""
+
+import datetime
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from deeptune.lab.core import Context, Experiment, Sweep, SweepRun, machine_info
+from deeptune.sweeps.report import read_jobs
+
+RECORD = "lab.json"
+LOG = "lab.log"
+# Quiet, light jobs: the lab reads csv/metrics.csv and metrics.json, nothing else.
+QUIET = (
+    "logger=csv",
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
+    "callbacks.grad_health.plot=false",
+)
+
+
+class LabError(RuntimeError):
+    """A sweep that cannot run or did not run; the message says what to do."""
+
+
+def sweep_args(exp: Experiment, sweep: Sweep, budget: str, overrides: list[str]) -> list[str]:
+    """The training overrides of one sweep: what identifies its results."""
+    args = [f"experiment={exp.name}", *sweep.args(budget), *overrides, *QUIET]
+    return [*args, "threads=1"] if sweep.serial else args
+
+
+def launcher_args(sweep: Sweep, jobs: int) -> list[str]:
+    if jobs > 1 and not sweep.serial:
+        return ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"]
+    return []
+
+
+def display(args: list[str]) -> str:
+    return "python train.py -m " + " ".join(shlex.quote(a) for a in args)
+
+
+def now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def job_states(folder: Path) -> dict[str, int]:
+    states: dict[str, int] = {}
+    for job in read_jobs(folder) if folder.is_dir() else []:
+        state = (job["metrics"] or {}).get("status", "completed") if job["metrics"] else "missing"
+        states[state] = states.get(state, 0) + 1
+    return states
+
+
+def run_sweep(
+    exp: Experiment,
+    sweep: Sweep,
+    budget: str,
+    exp_dir: Path,
+    shown_dir: Path,
+    jobs: int,
+    overrides: list[str],
+    force: bool,
+    console: Console,
+    in_process: bool = False,
+) -> SweepRun:
+    """Run (or resume, or skip) one sweep; its SweepRun with the lab's record."""
+    folder = exp_dir / "runs" / sweep.name
+    args = sweep_args(exp, sweep, budget, overrides)
+    full = [
+        *args,
+        *launcher_args(sweep, jobs),
+        f"hydra.sweep.dir={shown_dir / 'runs' / sweep.name}",
+    ]
+    command = display(full)
+    record_file = folder / RECORD
+    record = json.loads(record_file.read_text()) if record_file.is_file() else None
+    if folder.exists() and (force or record is None or record.get("args") != args):
+        if not force:
+            made_by = display(record["args"]) if record else "no lab command (no lab.json)"
+            raise LabError(
+                f"{folder} holds a sweep made by {made_by}; rerun with --force to replace it, "
+                "or pick another --out"
+            )
+        shutil.rmtree(folder)
+        record = None
+    states = job_states(folder)
+    finished = record and record.get("finished")
+    if finished and states and (record.get("returncode") == 0 or "missing" not in states):
+        console.print(f"  [dim]{sweep.name}: done earlier ({_states(states)}), skipped[/dim]")
+        return SweepRun(sweep, folder, command, record)
+    folder.mkdir(parents=True, exist_ok=True)
+    kept = _completed_metrics(folder)
+    serial = not launcher_args(sweep, jobs)
+    previous_wall = (record or {}).get("wall_s") or 0.0
+    record = {
+        "args": args,
+        "command": command,
+        "budget": budget,
+        "started": (record or {}).get("started") or now(),
+        "machine": machine_info(1 if serial else jobs, 1 if sweep.serial or in_process else None),
+    }
+    record_file.write_text(json.dumps(record, indent=2) + "\n")
+    argv = [sys.executable, "-m", "deeptune.train", "-m", *args, *launcher_args(sweep, jobs)]
+    argv.append(f"hydra.sweep.dir={folder.resolve()}")
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "WANDB_MODE": os.environ.get("WANDB_MODE", "disabled"),
+    }
+    console.print(f"  {sweep.name}: {sweep.what} ...")
+    started = time.perf_counter()
+    with open(folder / LOG, "a") as log:
+        log.write(f"\n$ {shlex.join(argv)}\n")
+        log.flush()
+        if in_process and serial:
+            returncode = _train_in_process(argv[4:])
+        else:
+            returncode = subprocess.run(
+                argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd()
+            ).returncode
+    wall = time.perf_counter() - started
+    for path, text in kept.items():  # a finished job restored from its checkpoint: keep its record
+        path.write_text(text)
+    states = job_states(folder)
+    record.update(finished=now(), returncode=returncode, wall_s=round(previous_wall + wall, 1))
+    record_file.write_text(json.dumps(record, indent=2) + "\n")
+    line = f"  {sweep.name}: {_states(states) or 'no job'} in {wall:.0f} s"
+    console.print(line + ("" if returncode == 0 else f" (exit status {returncode})"))
+    if not states or (returncode != 0 and "missing" in states):
+        tail = (folder / LOG).read_text().splitlines()[-15:]
+        raise LabError(
+            f"sweep {sweep.name} of {exp.name} failed (exit status {returncode}); the end of "
+            f"{folder / LOG}:\n" + "\n".join(tail)
+        )
+    return SweepRun(sweep, folder, command, record)
+
+
+def _train_in_process(args: list[str]) -> int:
+    """`train.py -m args...` in this process, with the basic launcher: what a subprocess would
+    do without the seconds of imports it costs (the tests run every experiment this way)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from deeptune.train import cli
+
+    saved = sys.argv
+    sys.argv = ["train.py", "-m", *args, *([] if "threads=1" in args else ["threads=1"])]
+    GlobalHydra.instance().clear()
+    try:
+        cli()
+        return 0
+    except SystemExit as err:
+        return err.code if isinstance(err.code, int) else 1
+    finally:
+        sys.argv = saved
+        GlobalHydra.instance().clear()
+
+
+def _states(states: dict[str, int]) -> str:
+    return ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+
+
+def _completed_metrics(folder: Path) -> dict[Path, str]:
+    kept = {}
+    for path in folder.glob("*/metrics.json"):
+        text = path.read_text()
+        try:
+            if json.loads(text).get("status") == "completed":
+                kept[path] = text
+        except json.JSONDecodeError:
+            continue
+    return kept
+
+
+def run_experiment(
+    exp: Experiment,
+    budget: str,
+    out: Path,
+    jobs: int = 2,
+    overrides: list[str] | None = None,
+    force: bool = False,
+    console: Console | None = None,
+    analyze_only: bool = False,
+    in_process: bool = False,
+) -> tuple[Path, str]:
+    """Run an experiment's sweeps at `budget`, write <out>/<name>/report.md; (path, verdict)."""
+    console = console or Console()
+    overrides = list(overrides or [])
+    exp_dir = out.resolve() / exp.name
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for sweep in exp.sweeps_at(budget):
+        if analyze_only:
+            folder = exp_dir / "runs" / sweep.name
+            record_file = folder / RECORD
+            record = json.loads(record_file.read_text()) if record_file.is_file() else {}
+            runs[sweep.name] = SweepRun(sweep, folder, record.get("command", ""), record)
+            continue
+        runs[sweep.name] = run_sweep(
+            exp, sweep, budget, exp_dir, out / exp.name, jobs, overrides, force, console, in_process
+        )
+    command = f"deeptune-lab run {exp.name} --budget {budget} --out {out}"
+    command += "".join(f" {shlex.quote(o)}" for o in overrides)
+    ctx = Context(exp, exp_dir, budget, command, runs)
+    report = exp.analyze(ctx)
+    wall = sum((r.record or {}).get("wall_s") or 0.0 for r in runs.values())
+    path = report.write(wall_s=wall)
+    return path, report.verdict
