@@ -277,6 +277,14 @@ def show(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def mean_pm(values: pd.Series) -> str:
+    """'mean ± std' of a column's values, NaN left out; 'n/a' when there are none."""
+    values = values.dropna()
+    if values.empty:
+        return "n/a"
+    return num(values.mean()) + (f" ± {num(values.std())}" if len(values) > 1 else "")
+
+
 def stats(df: pd.DataFrame, by: str | list[str], column: str) -> pd.DataFrame:
     """mean, std, n of `column` over the rows of each group, NaN (a failed job) left out of the
     mean but counted in `runs`."""

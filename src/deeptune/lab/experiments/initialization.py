@@ -15,6 +15,7 @@ from deeptune.lab.core import (
     completed,
     figure,
     listing,
+    mean_pm,
     num,
     seeds_phrase,
     stats,
@@ -190,8 +191,8 @@ def analyze(ctx) -> Report:
                 "grad norm, layer 1 → last (step 0)": (
                     f"{num(g['grad_first'].iloc[0])} → {num(g['grad_last'].iloc[0])}"
                 ),
-                "val acc": _pm(ok["val_acc"]),
-                "test acc": _pm(ok["test_acc"]),
+                "val acc": mean_pm(ok["val_acc"]),
+                "test acc": mean_pm(ok["test_acc"]),
             }
         )
     rep.table(pd.DataFrame(rows), "Scales are from the first seed's net before its first step.")
@@ -223,13 +224,6 @@ def analyze(ctx) -> Report:
         fig.suptitle(title + " (zeros: 0, not drawn)", fontsize="medium")
         rep.figure(fig, name, title)
     return rep
-
-
-def _pm(values: pd.Series) -> str:
-    values = values.dropna()
-    if values.empty:
-        return "n/a"
-    return num(values.mean()) + (f" ± {num(values.std())}" if len(values) > 1 else "")
 
 
 EXPERIMENT = Experiment(

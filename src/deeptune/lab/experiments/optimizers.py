@@ -16,6 +16,7 @@ from deeptune.lab.core import (
     figure,
     listing,
     mean_curves,
+    mean_pm,
     num,
     seeds_phrase,
 )
@@ -134,8 +135,8 @@ def analyze(ctx) -> Report:
                     if len(reached) == len(g)
                     else f"never in {len(g) - len(reached)}/{len(g)} runs"
                 ),
-                "val acc": _pm(done["val_acc"]),
-                "test acc": _pm(done["test_acc"]),
+                "val acc": mean_pm(done["val_acc"]),
+                "test acc": mean_pm(done["test_acc"]),
             }
         )
     note = "Each optimiser at its default learning rate (configs/optimizer/)."
@@ -163,13 +164,6 @@ def analyze(ctx) -> Report:
         right.legend(fontsize="x-small")
         rep.figure(fig, "optimizers.png", "loss and accuracy curves per optimiser")
     return rep
-
-
-def _pm(values: pd.Series) -> str:
-    values = values.dropna()
-    if values.empty:
-        return "n/a"
-    return num(values.mean()) + (f" ± {num(values.std())}" if len(values) > 1 else "")
 
 
 EXPERIMENT = Experiment(
