@@ -88,8 +88,7 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
         if (pruned or isinstance(err, TrainingError)) and trainer.is_global_zero:
             record = {"status": "pruned" if pruned else "failed", "reason": str(err)}
             record.update(epochs=trainer.current_epoch, seed=cfg.seed)
-            for callback in trainer.callbacks:  # e.g. the gradient-health verdict
-                record.update(getattr(callback, "report", dict)())
+            _add_callback_reports(record, trainer)  # e.g. the gradient-health verdict
             outputs.save_metrics(record, out_dir)
         raise
     finally:
@@ -161,10 +160,16 @@ def _fit_and_test(cfg: DictConfig, trainer, model, datamodule, ckpt: str | None)
     )
     if report := getattr(model, "finetune_report", None):
         metrics["finetune"] = dict(report)
-    for callback in trainer.callbacks:  # step-wise schedule, frozen layers
+    _add_callback_reports(metrics, trainer)
+    return metrics
+
+
+def _add_callback_reports(metrics: dict, trainer) -> None:
+    """Merge each callback's `report()` (step-wise schedule, frozen layers, gradient health, ...)
+    into metrics.json's entries; two callbacks may fill the same entry."""
+    for callback in trainer.callbacks:
         for key, value in getattr(callback, "report", dict)().items():
             metrics.setdefault(key, {}).update(value)
-    return metrics
 
 
 def _best_epoch(path: str) -> int | None:
