@@ -344,6 +344,14 @@ class Report:
         self.verdict = ""
         self.figures: list[str] = []
 
+    @classmethod
+    def of(cls, ctx: Context, df: pd.DataFrame, verdict) -> "Report":
+        """A report on `df` (one row per job): its verdict, then the results heading."""
+        rep = cls(ctx)
+        rep.verdict = verdict(df)
+        rep.heading(f"Results (mean ± std over {seeds_phrase(df)})")
+        return rep
+
     def text(self, *lines: str) -> None:
         self.sections += [*lines, ""]
 

@@ -12,7 +12,6 @@ from deeptune.lab.core import (
     figure,
     mean_std,
     num,
-    seeds_phrase,
     stats,
 )
 
@@ -88,9 +87,7 @@ def verdict(df: pd.DataFrame) -> str:
 
 def analyze(ctx) -> Report:
     df = results(ctx.jobs("main"))
-    rep = Report(ctx)
-    rep.verdict = verdict(df)
-    rep.heading(f"Results (mean ± std over {seeds_phrase(df)})")
+    rep = Report.of(ctx, df, verdict)
     view = mean_std(
         df.sort_values(["scaling", "batch_size"], kind="stable"),
         ["scaling", "batch_size"],

@@ -15,7 +15,6 @@ from deeptune.lab.core import (
     mean_std,
     num,
     pm,
-    seeds_phrase,
     stats,
 )
 
@@ -94,9 +93,7 @@ def verdict(df: pd.DataFrame) -> str:
 
 def analyze(ctx) -> Report:
     df = results(ctx.jobs("main"))
-    rep = Report(ctx)
-    rep.verdict = verdict(df)
-    rep.heading(f"Results (mean ± std over {seeds_phrase(df)})")
+    rep = Report.of(ctx, df, verdict)
     columns = {
         "val_acc": "val acc (best epoch)",
         "test_acc": "test acc",

@@ -13,7 +13,6 @@ from deeptune.lab.core import (
     listing,
     mean_std,
     num,
-    seeds_phrase,
     stats,
 )
 
@@ -82,9 +81,7 @@ def verdict(df: pd.DataFrame) -> str:
 
 def analyze(ctx) -> Report:
     df = results(ctx.jobs("main"))
-    rep = Report(ctx)
-    rep.verdict = verdict(df)
-    rep.heading(f"Results (mean ± std over {seeds_phrase(df)})")
+    rep = Report.of(ctx, df, verdict)
     rep.table(
         mean_std(
             df.sort_values(["seq_len"], kind="stable"),

@@ -17,7 +17,6 @@ from deeptune.lab.core import (
     mean_std,
     num,
     pm,
-    seeds_phrase,
     stats,
 )
 
@@ -79,9 +78,7 @@ def verdict(df: pd.DataFrame) -> str:
 
 def analyze(ctx) -> Report:
     df = results(ctx.jobs("main"))
-    rep = Report(ctx)
-    rep.verdict = verdict(df)
-    rep.heading(f"Results (mean ± std over {seeds_phrase(df)})")
+    rep = Report.of(ctx, df, verdict)
     rep.table(
         mean_std(
             df,
