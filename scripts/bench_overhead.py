@@ -102,8 +102,8 @@ def plain_main(args) -> None:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from deeptune.cli import apply_threads
     from deeptune.data.sources import digits
+    from deeptune.threads import apply_threads
 
     apply_threads(args.threads)  # the same rule as train.py's `threads`
     data_cfg = OmegaConf.load(CONFIGS / "train.yaml").data

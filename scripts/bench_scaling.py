@@ -80,11 +80,10 @@ def measure(overrides: list[str], args, table_, folder: Path) -> dict:
     validate(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = builders.datamodule(cfg, table_)
-    build_module = getattr(builders, "module", None) or builders.classifier  # renamed lately
-    model = build_module(cfg, datamodule)
-    loggers = builders.loggers(cfg)
+    model = builders.module(cfg, datamodule)
+    loggers = list(builders.loggers(cfg).values())
     timer = epoch_timer()
-    callbacks = [*builders.callbacks(cfg, has_logger=bool(loggers)), timer]
+    callbacks = [*builders.callbacks(cfg, has_logger=bool(loggers)).values(), timer]
     trainer = builders.trainer(cfg, callbacks=callbacks, logger=loggers or False)
     trainer.fit(model, datamodule=datamodule)
     kept = timer.epochs[1:] or timer.epochs
@@ -131,8 +130,9 @@ def main() -> None:
     import warnings
 
     from deeptune import builders
-    from deeptune.cli import apply_threads, quiet_libraries
+    from deeptune.cli import quiet_libraries
     from deeptune.config import CONFIG_DIR
+    from deeptune.threads import apply_threads
 
     quiet_libraries()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -178,8 +179,12 @@ def test_lr_find_suggests_plots_and_applies(train_cfg, caplog):
     assert 1e-6 <= found["suggestion"] <= 1.0 and found["applied"]
     assert (out_dir / "lr_find.png").stat().st_size > 10_000
     assert "lr_find: suggested learning rate" in caplog.text
+    assert found["lr"] == pytest.approx(found["suggestion"])
+    # the run trained at that rate (the LR monitor's column), and config.yaml is the config given
+    logged = pd.read_csv(out_dir / "csv" / "metrics.csv")["lr-Adam"].dropna()
+    assert logged.iloc[0] == pytest.approx(found["suggestion"])
     saved = yaml.safe_load((out_dir / "config.yaml").read_text())
-    assert saved["optimizer"]["lr"] == pytest.approx(found["suggestion"])
+    assert saved["optimizer"]["lr"] == 0.001
 
 
 def test_profile_and_anomaly_presets(train_cfg):

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from deeptune.callbacks import NonFiniteLoss
+from deeptune.callbacks.nonfinite import NonFiniteLoss
 from deeptune.train import train
 
 

@@ -14,7 +14,6 @@ from conftest import ROOT, compose_cfg, run_cli
 from deeptune.config import validate
 from deeptune.data.sources import Table
 from deeptune.lab import cli
-from deeptune.lab.core import curves, mean_std, pm
 from deeptune.lab.data import LabDataModule
 from deeptune.lab.experiments import (
     EXPERIMENTS,
@@ -33,6 +32,8 @@ from deeptune.lab.experiments import (
     vanishing_gradients,
 )
 from deeptune.lab.optim import batch_scaled
+from deeptune.lab.results import curves
+from deeptune.lab.text import mean_std, pm
 
 ISSUE_NAMES = [
     "depth",
@@ -94,8 +95,7 @@ def test_lab_data_module_subset_sort_and_drop_last():
         sort_by_label=True,
         drop_last=True,
         split_seed=0,
-        seq_len=5,
-    )  # a source-only key is dropped
+    )
     x, y = dm.splits["train"]
     assert len(y) == len(whole.splits["train"][1]) // 2
     assert (np.diff(y) >= 0).all() and np.bincount(y).min() >= len(y) // 4 - 1  # stratified

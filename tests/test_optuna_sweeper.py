@@ -20,15 +20,15 @@ from conftest import ROOT, run_cli
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
-from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from deeptune.callbacks.pruning import optuna_pruning
 from deeptune.errors import ConfigError
-from deeptune.sweeps.pruning import OptunaPruning
+from deeptune.sweeps.study import PRUNER_ATTR, make_pruner
 from hydra_plugins.deeptune_optuna_sweeper import _impl, _results, sweeper
 from hydra_plugins.deeptune_optuna_sweeper._space import parse
-from hydra_plugins.deeptune_optuna_sweeper.config import PRUNER_ATTR, OptunaSweeperConf, make_pruner
+from hydra_plugins.deeptune_optuna_sweeper.config import OptunaSweeperConf
 
 # Hydra's plugin scan re-executes config.py when another test starts Hydra, which defines
 # SweepError anew; its base class is what Hydra itself looks for, and it stays put.
@@ -110,7 +110,7 @@ def test_settings_are_checked(monkeypatch):
             sweeper.check_settings(OptunaSweeperConf(**{key: value}))
     sweeper.check_settings(OptunaSweeperConf(direction="max", sampler="cmaes"))
     assert isinstance(make_pruner({"name": "median", "args": {}}), optuna.pruners.MedianPruner)
-    with pytest.raises(SweepError, match="pruner_args=.*no pruner takes \\['n_warmup'\\]"):
+    with pytest.raises(ValueError, match="pruner_args=.*no pruner takes \\['n_warmup'\\]"):
         make_pruner({"name": "median", "args": {"n_warmup": 1}})
     # an argument meant for another pruner is dropped, so presets can carry median's arguments
     assert isinstance(
@@ -210,13 +210,8 @@ def test_pruning_callback_reports_each_epoch_and_stops_a_bad_trial(tmp_path):
     study.set_user_attr(PRUNER_ATTR, {"name": "median", "args": {"n_startup_trials": 1}})
     study.add_trial(optuna.trial.create_trial(value=0.9, intermediate_values={0: 0.8, 1: 0.9}))
     number = study.ask().number
-    cfg = OmegaConf.create(
-        {
-            "optimized_metric": "val/acc",
-            "optuna": {"storage": storage, "study_name": "p", "trial": number},
-        }
-    )
-    callback = OptunaPruning.from_config(cfg)
+    callback = optuna_pruning(storage, "p", number, monitor="val/acc")
+    assert optuna_pruning(storage, "p", None) is None  # outside a sweep: no callback
     assert isinstance(callback.trial.study.pruner, optuna.pruners.MedianPruner)
     trainer = SimpleNamespace(
         sanity_checking=True,
@@ -235,18 +230,17 @@ def test_pruning_callback_reports_each_epoch_and_stops_a_bad_trial(tmp_path):
     assert study.trials[number].intermediate_values == {0: 0.875, 1: 0.5}
 
     # Training metrics are logged after validation: the epoch's value is reported one hook later.
-    cfg.optimized_metric, cfg.optuna.trial = "train/acc", study.ask().number
-    callback = OptunaPruning.from_config(cfg)
+    number = study.ask().number
+    callback = optuna_pruning(storage, "p", number, monitor="train/acc")
     trainer.callback_metrics["train/acc"] = torch.tensor(0.75)
     callback.on_validation_end(trainer, None)  # the epoch's train/acc is not in yet
     trainer.current_epoch = 2
     with pytest.raises(optuna.TrialPruned, match=r"epoch 1 \(train/acc=0.7500\)"):
         callback.on_train_epoch_start(trainer, None)
-    assert study.trials[cfg.optuna.trial].intermediate_values == {1: 0.75}
+    assert study.trials[number].intermediate_values == {1: 0.75}
 
-    cfg.optuna.trial = 99
     with pytest.raises(ConfigError, match="optuna.trial=99 is invalid: no such trial"):
-        OptunaPruning.from_config(cfg)
+        optuna_pruning(storage, "p", 99)
 
 
 # -- real sweeps --------------------------------------------------------------------------------
@@ -429,7 +423,7 @@ def test_sigterm_marks_the_running_trial_interrupted(tmp_path):
 @pytest.mark.slow
 def test_grid_over_an_interval_fails_before_any_trial(tmp_path):
     ran, _ = _sweep(tmp_path, "hydra.sweeper.sampler=grid", "optimizer.lr=interval(0.01, 0.1)")
-    assert ran.returncode == 1
+    assert ran.returncode == 2  # bad input, like every config error
     assert "sampler=grid needs discrete values, but optimizer.lr is an interval" in ran.stderr
     assert "Traceback" not in ran.stderr
     assert not (tmp_path / "sweep" / "optuna.db").exists()

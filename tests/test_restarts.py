@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import compose_cfg
+from omegaconf import OmegaConf
 
-from deeptune import restarts
 from deeptune.errors import ConfigError
 from deeptune.eval import evaluate
+from deeptune.run import repeat
 from deeptune.train import train
 
 
@@ -63,23 +64,24 @@ def test_ensemble_beats_the_mean_single_model_and_eval_reproduces_it(train_cfg, 
     assert evaluate(eval_cfg) == pytest.approx(ensemble["test"]["acc"], abs=1e-9)
 
 
-def test_wandb_group_is_the_run_folder(train_cfg):
-    """All restarts log into one W&B group unless the user named one."""
-    seen = []
-
-    def fit_one(cfg, table):
-        seen.append(cfg)
-        figures = {"acc": 0.5 + cfg.seed / 1000, "f1": 0.5, "loss": 1.0}
-        return {"val": figures, "test": figures, "epochs": 1}, True
-
-    cfg = train_cfg("logger=wandb", "restarts=3")
-    restarts.run(cfg, None, 3, fit_one)
-    assert [c.logger.wandb.group for c in seen] == ["run"] * 3
-    assert [c.seed for c in seen] == [42, 43, 44] and cfg.logger.wandb.group is None
+def test_parts_are_derived_configs_and_share_a_wandb_group(train_cfg):
+    """Each restart's config is derived from the run's, which stays as it was; all restarts log
+    into one W&B group unless the user named one."""
+    cfg = train_cfg("logger=wandb", "restarts=3", "optuna.trial=7")
+    before = OmegaConf.to_yaml(cfg)
+    parts = repeat.variants(cfg)
+    assert OmegaConf.to_yaml(cfg) == before  # nothing written into the run's config
+    assert [c.logger.wandb.group for c in parts] == ["run"] * 3
+    assert [c.seed for c in parts] == [42, 43, 44] and [c.data.seed for c in parts] == [42, 43, 44]
+    assert [Path(c.paths.output_dir).name for c in parts] == [f"restart_{i}" for i in range(3)]
+    assert all(c.restarts == 1 and c.ensemble == "none" for c in parts)
+    # the trial's learning curve is the run's: parts do not report to it
+    assert all(c.callbacks.optuna_pruning is None for c in parts)
+    assert parts[0].callbacks.model_checkpoint.dirpath.endswith("restart_0/checkpoints")
     named = train_cfg("logger=wandb", "restarts=2", "logger.wandb.group=mine", out="named")
-    seen.clear()
-    restarts.run(named, None, 2, fit_one)
-    assert [c.logger.wandb.group for c in seen] == ["mine"] * 2
+    assert [c.logger.wandb.group for c in repeat.variants(named)] == ["mine"] * 2
+    folds = repeat.variants(train_cfg("cv.folds=3", out="cv"))
+    assert [c.cv.fold for c in folds] == [0, 1, 2] and {c.seed for c in folds} == {42}
 
 
 BAD = [

@@ -35,7 +35,7 @@ class Snapshots(Callback):
 def _with_snapshots(monkeypatch) -> Snapshots:
     snaps, build = Snapshots(), builders.callbacks
     monkeypatch.setattr(
-        builders, "callbacks", lambda cfg, has_logger: [*build(cfg, has_logger), snaps]
+        builders, "callbacks", lambda cfg, has_logger: {**build(cfg, has_logger), "snaps": snaps}
     )
     return snaps
 

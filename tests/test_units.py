@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from deeptune.config import RULES
 from deeptune.data.datamodule import TensorBatches, split
 from deeptune.data.sources import Table, digits, spirals
 from deeptune.models.choices import ACTIVATIONS, INITS
@@ -77,14 +76,27 @@ def test_zeros_init_never_breaks_symmetry():
     assert net.hidden[0].linear.weight.grad.abs().sum() == 0  # nothing flows back
 
 
-def test_every_init_name_is_implemented():
-    for scheme in INITS:
-        init_linear(nn.Linear(3, 3), scheme, "relu")
+@pytest.mark.parametrize("scheme", INITS)
+def test_every_init_name_is_implemented(scheme):
+    torch.manual_seed(0)
+    layer = nn.Linear(200, 100)
+    before = layer.weight.detach().clone()
+    init_linear(layer, scheme, "relu")
+    weight = layer.weight.detach()
+    assert torch.isfinite(weight).all()
+    if scheme == "default":  # PyTorch's own initialisation is kept as it is
+        assert torch.equal(weight, before)
+        return
+    assert layer.bias.abs().sum() == 0
+    if scheme == "zeros":
+        assert weight.abs().sum() == 0
+    else:  # a fresh draw, not PyTorch's
+        assert not torch.equal(weight, before) and weight.std() > 0
 
 
-def test_config_choices_match_the_code():
-    assert RULES["model.activation"].choices == list(ACTIVATIONS)
-    assert RULES["model.init"].choices == INITS
+def test_an_unknown_init_name_is_refused():
+    with pytest.raises(ValueError, match="unknown init scheme 'he'"):
+        init_linear(nn.Linear(3, 3), "he", "relu")
 
 
 def test_two_stage_schedule_is_continuous():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_cli
 
-from deeptune.config import Rule, check_group_overrides
+from deeptune.config import check_group_overrides
 from deeptune.errors import ConfigError
 from deeptune.train import train
 
@@ -117,14 +117,6 @@ def test_npz_with_wrong_keys(train_cfg, tmp_path):
     np.savez(tmp_path / "d.npz", features=np.zeros((10, 2)), y=np.zeros(10))
     with pytest.raises(ConfigError, match="data.source.features_key='x' is invalid: arrays in"):
         train(train_cfg("data=npz", f"data.source.path={tmp_path / 'd.npz'}"))
-
-
-def test_rule_descriptions():
-    assert Rule(int, ge=1).describe() == "an integer >= 1"
-    assert Rule(float, ge=0, optional=True).describe() == "a number >= 0, or null"
-    assert not Rule(int, ge=1).ok(True)  # booleans are not integers here
-    assert Rule(float, gt=0).ok(3)  # integers are numbers
-    assert Rule(int, ge=1, each=True).ok([1, 2]) and not Rule(int, ge=1, each=True).ok([])
 
 
 @pytest.mark.slow

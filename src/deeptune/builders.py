@@ -1,182 +1,166 @@
 """Objects built from the config: the data, the model, the loggers, the callbacks, the trainer.
 
-`train` and `eval` share these, so a checkpoint is always read back into the same network.
+Each comes from one config node through hydra.utils.instantiate. Before a node is built its keys
+are held to its target's signature, and whatever the target raises while it is built is
+reported against the node's key (or the key the message names), so a value that torch or
+Lightning refuses is one line naming it. `train`, `eval` and `load_run` share these, so a
+checkpoint is always read back into the same network.
 """
 
-import hashlib
-import logging
-import netrc
-import os
+import difflib
+import importlib
+import inspect
+import re
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
+from deeptune.data.schema import DataNode
 from deeptune.errors import ConfigError
 
 if TYPE_CHECKING:  # the sources import scikit-learn, a second that --help should not pay
     from deeptune.data.sources import Table
 
-log = logging.getLogger(__name__)
-
 
 def build(node: DictConfig, key: str, **kwargs):
-    """hydra.utils.instantiate, with the failure reported against the config key."""
+    """hydra.utils.instantiate, with its failures reported against the config key."""
+    check_arguments(node, key, injected=kwargs)
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as err:
         cause = err.__cause__ or err
         if isinstance(cause, ConfigError):
             raise cause from None
-        target = node.get("_target_", "?")
-        raise ConfigError(key, target, f"{type(cause).__name__}: {cause}") from None
+        raise refused(node, key, cause) from None
+
+
+def refused(node: DictConfig, key: str, err: BaseException) -> ConfigError:
+    """The error of a target that refused its arguments, against the key its message names."""
+    message = " ".join(str(err).split())[:300] or type(err).__name__
+    for name in sorted((k for k in node if not str(k).startswith("_")), key=len, reverse=True):
+        if re.search(rf"(?<![\w.]){re.escape(str(name))}(?!\w)", message):
+            return ConfigError(f"{key}.{name}", node.get(name), f"{type(err).__name__}: {message}")
+    return ConfigError(key, node.get("_target_"), f"{type(err).__name__}: {message}")
+
+
+def check_arguments(node: DictConfig, key: str, injected=()) -> None:
+    """Refuse a key the target does not take (`+optimizer.momentun=0.9`), naming the nearest."""
+    target = locate(node._target_, key)
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):  # no signature to hold the keys to (a C function)
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    taken = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    for name in node:
+        name = str(name)
+        if name.startswith("_") or name in taken or name in injected:
+            continue
+        close = difflib.get_close_matches(name, taken, n=1, cutoff=0.6)
+        hint = f"did you mean {key}.{close[0]}?" if close else f"it takes {', '.join(taken)}"
+        what = str(node._target_).rpartition(".")[2]
+        raise ConfigError(f"{key}.{name}", node.get(name), f"{what} takes no {name}; {hint}")
+
+
+def locate(path: str, key: str):
+    """The class or function at a dotted path, or a ConfigError naming `key`._target_."""
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        module = ".".join(parts[:i])
+        try:
+            found = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name and module.startswith(err.name):
+                continue  # no such module: try its parent
+            raise ConfigError(f"{key}._target_", path, f"cannot import it: {err}") from None
+        try:
+            for attr in parts[i:]:
+                found = getattr(found, attr)
+        except AttributeError:
+            break
+        return found
+    raise ConfigError(f"{key}._target_", path, "no such class or function")
 
 
 def source(cfg: DictConfig) -> "Table":
-    """Load the data set (numpy / scikit-learn only: runs before torch is imported), then check
-    that the config's objective fits its task (classification or regression)."""
-    from deeptune.config import check_task
-
-    table = build(cfg.data.source, "data.source")
-    check_task(cfg, table.task)
-    return table
+    """The data set (numpy / scikit-learn only: it loads before torch is imported)."""
+    return build(cfg.data.source, "data.source")
 
 
 def datamodule(cfg: DictConfig, table: "Table"):
-    cv = cfg.get("cv") or {}
-    fold = (cv.fold, cv.folds) if cv.get("fold") is not None else None
-    return build(_own_arguments(cfg.data), "data", source=table, fold=fold)
-
-
-def _own_arguments(node: DictConfig) -> DictConfig:
-    """`node` without the keys its _target_ does not take.
-
-    The data node is shared: a data set's config may add keys for its source alone, such as
-    `data.seq_len` (interpolated into data.source.seq_len, and short to type), which the data
-    module's constructor would reject. The copy keeps its parent, so ${...} still resolve.
-    """
-    import inspect
-
-    from hydra.utils import get_class
-    from omegaconf import open_dict
-
-    try:
-        params = inspect.signature(get_class(node._target_)).parameters
-    except Exception:  # a bad _target_: let build() report it against the key
-        return node
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return node
-    extra = [k for k in node if not k.startswith("_") and k not in params]
-    if not extra:
-        return node
-    node = node.copy()
+    node = cfg.data.copy()  # its parent stays, so ${...} still resolve
     with open_dict(node):
-        for key in extra:
-            del node[key]
-    return node
+        for key in ("source", *DataNode.SOURCE_SHORTCUTS):
+            node.pop(key, None)  # the table is built already; shortcuts were for the source
+    fold = (cfg.cv.fold, cfg.cv.folds) if cfg.cv.fold is not None else None
+    return build(node, "data", source=table, fold=fold)
 
 
 def module(cfg: DictConfig, dm, pretrained: bool = True):
-    """The network in the LightningModule of the data's task (a Classifier or a Regressor);
-    `finetune.from` loads weights (unless pretrained=False: a checkpoint is about to overwrite
-    them)."""
+    """The network in the LightningModule of the data's task; `finetune.from` loads weights
+    (unless pretrained=False: a checkpoint is about to overwrite them)."""
     from deeptune.models.module import module_class
 
     # Every model takes the same two: one sample's shape and the number of outputs.
     net = build(cfg.model, "model", input_shape=list(dm.input_shape), outputs=dm.num_outputs)
     optimizer = build(cfg.optimizer, "optimizer")
     scheduler = build(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None
-    task_module = module_class(dm.task)
-    ft = cfg.get("finetune") or {}
-    if not (pretrained and ft.get("from")):
-        return task_module(net, dm.num_outputs, optimizer, scheduler)
-    from deeptune.finetune import load_pretrained
+    _probe(cfg, optimizer, scheduler)
+    ft = cfg.finetune
+    if not (pretrained and ft["from"]):
+        return module_class(dm.task)(net, dm.num_outputs, optimizer, scheduler)
+    from deeptune.models.pretrained import load_pretrained
 
     report = load_pretrained(net, ft["from"])
     # The head always learns at the full rate, even when its shape let it be loaded.
     old = [n for n in report["loaded"] if not n.startswith("head.")]
-    model = task_module(
+    model = module_class(dm.task)(
         net, dm.num_outputs, optimizer, scheduler, pretrained=old, lr_scale=ft.lr_scale
     )
     model.finetune_report = report
     return model
 
 
-def wandb_has_key() -> bool:
-    """An API key in WANDB_API_KEY or in the netrc file that `wandb login` writes."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    host = urlsplit(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).netloc
+def _probe(cfg: DictConfig, optimizer, scheduler) -> None:
+    """Build the optimiser and the schedule once on a stand-in parameter: torch checks their
+    arguments only when they are made, which is inside trainer.fit."""
+    import torch
+
+    stand_in = [torch.nn.Parameter(torch.zeros(1))]
     try:
-        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
+        probe = optimizer(stand_in)
+    except Exception as err:
+        raise refused(cfg.optimizer, "optimizer", err) from None
+    if scheduler is not None:
+        try:
+            scheduler(probe)
+        except Exception as err:
+            raise refused(cfg.scheduler, "scheduler", err) from None
 
 
-def loggers(cfg: DictConfig) -> list:
-    built = []
-    for name, node in (cfg.get("logger") or {}).items():
-        if node is None:  # logger.<name>=null switches one off
-            continue
-        if "WandbLogger" in node.get("_target_", ""):
-            node = _wandb_settings(node)
-        built.append(build(node, f"logger.{name}"))
-    return built
+def loggers(cfg: DictConfig) -> dict:
+    """{name: logger}; `logger.<name>=null` switches one off."""
+    nodes = (cfg.get("logger") or {}).items()
+    return {name: build(node, f"logger.{name}") for name, node in nodes if node is not None}
 
 
-def _wandb_settings(node: DictConfig) -> DictConfig:
-    """A run id fixed by the run folder, and offline logging when there is no API key.
-
-    The id makes a resumed or requeued run continue its own W&B run instead of starting a new
-    one; without a key W&B would prompt for one or fail, so log offline and say how to upload.
-    """
-    node = node.copy()
-    if node.get("id") is None:
-        folder = str(Path(node.save_dir).resolve())
-        node.id = hashlib.sha1(folder.encode()).hexdigest()[:16]
-    if node.get("offline") or os.environ.get("WANDB_MODE") or wandb_has_key():
-        return node  # the user's explicit choice, or an online run
-    node.offline = True
-    log.warning(
-        "W&B: no API key found, logging offline to %s/wandb; upload later with "
-        "`wandb sync %s/wandb/offline-run-*`",
-        node.save_dir,
-        node.save_dir,
-    )
-    return node
-
-
-def callbacks(cfg: DictConfig, has_logger: bool) -> list:
-    built = []
+def callbacks(cfg: DictConfig, has_logger: bool) -> dict:
+    """{name: callback}; `callbacks.<name>=null` switches one off, and a run mode's callback
+    that has nothing to do (no stepwise strategy, nothing frozen, no trial) builds None."""
+    built = {}
     for name, node in (cfg.get("callbacks") or {}).items():
-        if node is None:  # callbacks.<name>=null switches one off
+        if node is None:
             continue
-        if "LearningRateMonitor" in node.get("_target_", "") and not has_logger:
+        if "LearningRateMonitor" in node._target_ and not has_logger:
             continue  # Lightning refuses it without a logger
-        if "ProgressBar" in node.get("_target_", "") and not sys.stdout.isatty():
+        if "ProgressBar" in node._target_ and not sys.stdout.isatty():
             continue  # in a log file a bar is noise, and its redraws cost CPU
-        built.append(build(node, f"callbacks.{name}"))
-    strategy = (cfg.get("stepwise") or {}).get("strategy", "none")
-    if strategy != "none":
-        from deeptune.stepwise import StepwiseUnfreeze
-
-        built.append(StepwiseUnfreeze(strategy, cfg.stepwise.every))
-    ft = cfg.get("finetune") or {}
-    if ft.get("freeze"):
-        from deeptune.finetune import FreezeLayers
-
-        built.append(FreezeLayers(ft.freeze, ft.get("freeze_epochs"), ft.get("lr_scale", 1.0)))
-    # A trial of an Optuna sweep reports every epoch; K folds or N restarts would report K or N
-    # curves per trial.
-    trial = cfg.get("optuna") and cfg.optuna.get("trial") is not None
-    if trial and cfg.get("cv", {}).get("folds", 1) == 1 and cfg.get("restarts", 1) == 1:
-        from deeptune.sweeps.pruning import OptunaPruning
-
-        built.append(OptunaPruning.from_config(cfg))
+        if (callback := build(node, f"callbacks.{name}")) is not None:
+            built[name] = callback
     return built
 
 
@@ -188,9 +172,4 @@ def trainer(cfg: DictConfig, callbacks: list, **kwargs):
         "enable_checkpointing", any(isinstance(c, ModelCheckpoint) for c in callbacks)
     )
     kwargs.setdefault("enable_progress_bar", any(isinstance(c, ProgressBar) for c in callbacks))
-    try:
-        return build(cfg.trainer, "trainer", callbacks=callbacks, **kwargs)
-    except ConfigError as err:  # almost always the device: name the key users set
-        raise ConfigError(
-            "trainer.accelerator", cfg.trainer.get("accelerator"), err.allowed
-        ) from None
+    return build(cfg.trainer, "trainer", callbacks=callbacks, **kwargs)

@@ -1,91 +1,201 @@
-"""Entry-point plumbing shared by train and eval: one-line errors, quiet libraries."""
+"""Entry-point plumbing shared by train and eval: process settings, one-line errors, the safety net.
+
+Every way a run can end badly ends in one line on stderr and a non-zero exit status:
+- a bad override that Hydra cannot compose (unknown key, unbalanced bracket, `group=null`):
+  the key and what to do, exit 2;
+- a value the schema refuses (ConfigError): the key, the value and what is allowed, exit 2;
+- training that went wrong in a way the user can act on (TrainingError, e.g. a NaN loss): how
+  to act, exit 1;
+- anything else raised while building or fitting: the config node whose object raised it, the
+  error, and the run's log file, which holds the full traceback, exit 1.
+HYDRA_FULL_ERROR=1 shows Python's own traceback instead, as in any Hydra app.
+"""
 
 import atexit
+import difflib
 import gc
 import logging
 import os
 import sys
-import warnings
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
+from omegaconf.errors import OmegaConfBaseException
 
 from deeptune.config import check_group_overrides
-from deeptune.errors import ConfigError, TrainingError
+from deeptune.errors import ConfigError, NodeError, TrainingError, fail
 
-# Idle OpenMP threads spin before they sleep; with two jobs on two cores the spinning steals the
-# other job's core (runs were 3-30x slower). Set before torch loads; a user's own value wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# At exit the interpreter garbage-collects the ~500k objects torch and lightning leave behind,
-# about a second of nothing. Freezing them skips that; registered first, it runs last.
-atexit.register(gc.freeze)
-
-
-def fail(message: str, status: int = 2) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(status)
+log = logging.getLogger(__name__)
 
 
 def guarded(main: Callable[[], object]) -> Callable[[], object]:
-    """Console-script wrapper: reject unknown group choices before Hydra composes anything."""
+    """The console script around a `hydra.main` function."""
 
     def entry():
+        # Idle OpenMP threads spin before they sleep; with two jobs on two cores the spinning
+        # steals the other job's core (runs were 3-30x slower). Set before torch loads; a
+        # user's own value wins.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        # At exit the interpreter garbage-collects the ~500k objects torch and lightning leave
+        # behind, about a second of nothing. Freezing them skips that; registered first, it
+        # runs last.
+        atexit.register(gc.freeze)
+        users = os.environ.get("HYDRA_FULL_ERROR")
+        os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises, and the lines below report it
+        overrides = [a for a in sys.argv[1:] if not a.startswith("-")]
         try:
-            check_group_overrides([a for a in sys.argv[1:] if not a.startswith("-")])
-        except ConfigError as err:
-            fail(str(err))
-        return main()
+            check_group_overrides(overrides)
+            return main()
+        except Exception as err:
+            if users == "1":
+                raise
+            report(err, overrides)
+        finally:
+            if users is None:
+                os.environ.pop("HYDRA_FULL_ERROR", None)
+            else:
+                os.environ["HYDRA_FULL_ERROR"] = users
 
     return entry
 
 
-def run_task(task: Callable, cfg) -> object:
-    """Run `task(cfg)`; in a single run a ConfigError becomes one line and exit status 2, a
-    TrainingError (e.g. a NaN loss) one line and exit status 1.
+def report(err: Exception, overrides: list[str]) -> None:
+    if isinstance(err, ConfigError):
+        fail(str(err))
+    if isinstance(err, (TrainingError, NodeError)):
+        fail(str(err), status=1)
+    if isinstance(err, (HydraException, OmegaConfBaseException)) or _from_hydra(err):
+        fail(hydra_error(err, overrides))
+    # A multirun job's own exception, re-raised by the sweep (its traceback is in its log).
+    fail(str(NodeError.of(getattr(err, "config_node", None), err)), status=1)
 
-    In a multirun the error propagates, so the sweeper sees the failed job.
+
+def _from_hydra(err: Exception) -> bool:
+    """Hydra's own ValueErrors ("Config group override must be a string ...")."""
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and f"{os.sep}hydra{os.sep}" in frames[-1].filename
+
+
+def hydra_error(err: Exception, overrides: list[str]) -> str:
+    """Hydra's multi-line composition errors, as one line that names the key."""
+    text = str(err)
+    cause = err.__cause__
+    key = getattr(cause, "full_key", None) or _quoted_key(text)
+    value = _override_value(key, overrides)
+    if "Could not override" in text and cause is not None:
+        parent = getattr(cause, "parent_node", None)
+        leaf = str(getattr(cause, "key", "") or key.rpartition(".")[2])
+        known = [str(k) for k in parent] if hasattr(parent, "keys") else []
+        close = difflib.get_close_matches(leaf, known, n=1, cutoff=0.6)
+        where = key.rpartition(".")[0]
+        hint = f"did you mean {where + '.' if where else ''}{close[0]}?" if close else ""
+        add = f"add a new key with +{key}={value}" if value is not None else ""
+        return f"{key} is not a key of the config: " + "; ".join(p for p in (hint, add) if p)
+    if "An item is already at" in text:
+        return f"{key}={value} is invalid: {key} exists already: set it without '+'"
+    if "Could not delete" in text:
+        return f"~{key} is invalid: {key} does not exist"
+    if type(err).__name__ == "OverrideParseException":
+        bad = _unparsable(overrides) or "?"
+        key, _, value = bad.partition("=")
+        if "LexerNoViableAlt" in text:  # a character the grammar takes only inside quotes
+            odd = value.count("'") % 2 or value.count('"') % 2
+            reason = "an unclosed quote" if odd else "characters that need quotes"
+        else:
+            lines = [ln for ln in text.splitlines() if ln.strip() and "hydra.cc" not in ln]
+            reason = lines[-1].strip() if lines else text
+        mark = '"' if "'" in value else "'"
+        quoted = f"; quote the value, e.g. {key}={mark}{value}{mark}" if value else ""
+        return f"{bad} cannot be parsed: {reason}{quoted}"
+    if "Config group override must be" in text:
+        return f"{text.splitlines()[0]}: a group takes one of its choices, e.g. logger=none"
+    return _first_line(err)
+
+
+def _unparsable(overrides: list[str]) -> str | None:
+    """The first override Hydra's grammar refuses (its message quotes the value only)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except HydraException:
+            return override
+    return None
+
+
+def _quoted_key(text: str) -> str:
+    parts = text.split("'")
+    return parts[1] if len(parts) > 2 else "?"
+
+
+def _override_value(key: str, overrides: list[str]):
+    for item in overrides:
+        name, _, value = item.partition("=")
+        if name.lstrip("+~") == key:
+            return value
+    return None
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [ln for ln in str(err).splitlines() if ln.strip()]
+    return lines[0][:300] if lines else type(err).__name__
+
+
+def run_task(task: Callable, cfg) -> object:
+    """Run `task(cfg)` inside the Hydra job; an unexpected exception gets its traceback written
+    to the job's log file and becomes a NodeError that names it.
+
+    In a single run the entry point (`guarded`) prints the one line; in a multirun the error
+    goes to the sweeper, which records the failed job.
     """
     quiet_libraries()
     try:
         return task(cfg)
-    except (ConfigError, TrainingError) as err:
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise
-        fail(str(err), status=2 if isinstance(err, ConfigError) else 1)
+    except Exception as err:
+        expected = isinstance(err, (ConfigError, TrainingError))
+        log_file = None if expected else write_traceback(err)
+        if in_multirun():
+            raise  # as it is: the sweeper tells a pruned trial from a failed one by its type
+        if not expected:
+            err = NodeError.of(getattr(err, "config_node", None), err, log_file)
+        report(err, [])
 
 
-def apply_threads(setting: int | str | None) -> None:
-    """torch's intra-op threads: `threads=N`, or `auto` = the cores shared by parallel jobs.
+def write_traceback(err: BaseException) -> Path | None:
+    """The full traceback into the job's log file (train.log), not onto the console."""
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    exc_info = (type(err), err, err.__traceback__)
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "the run stopped", (), exc_info)
+    for handler in handlers:
+        handler.handle(record)
+    if handlers:
+        return Path(handlers[0].baseFilename)
+    if HydraConfig.initialized():
+        path = Path(HydraConfig.get().runtime.output_dir) / "error.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(err)))
+        return path
+    return None
 
-    Two jobs that each take every core run several times slower than one thread each.
-    """
-    import torch
 
-    if setting is None:
-        return
-    if setting == "auto":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        setting = max(1, (cores or 1) // parallel_jobs())
-    torch.set_num_threads(int(setting))
-
-
-def parallel_jobs() -> int:
-    """How many jobs the Hydra launcher runs at once (1 outside a parallel launcher)."""
-    if not HydraConfig.initialized():
-        return 1
-    n_jobs = (HydraConfig.get().get("launcher") or {}).get("n_jobs")
-    if n_jobs is None:
-        return 1
-    return int(n_jobs) if n_jobs >= 1 else os.cpu_count() or 1  # joblib's -1: a job per core
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def quiet_libraries() -> None:
+    import warnings
+
     # Lightning announces devices and tips at INFO on every run; the summary says what matters.
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric.utilities.rank_zero").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # Lightning vs torch 2.13
     # Epoch metrics come from torchmetrics, whose compute() already reduced them across ranks.
     warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed.*")
-    # A NaN loss stops the run with its own message (deeptune.callbacks.StopOnNonFiniteLoss).
+    # A NaN loss stops the run with its own message (deeptune.callbacks.nonfinite).
     warnings.filterwarnings("ignore", message="Encountered `nan` values in tensor")

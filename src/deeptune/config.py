@@ -1,325 +1,271 @@
-"""Config checks that run before torch is imported, so bad input fails in a second, on one line.
+"""The validation phase: a composed config is checked here, in one place, before anything runs.
 
-Hydra composes the config and checks its structure (unknown keys, missing groups). The rules
-below add what YAML cannot say: types, ranges and allowed names, keyed by config path. A rule
-for a key that a config does not have is skipped, so optional groups need no special case.
+    validate(cfg)                       the schema: every key, type and range; before torch loads
+    validate_against_data(cfg, table)   what depends on the data set: its task, its classes
+    validate_against_model(cfg, net)    what depends on the built network: the report's layer
+
+Each raises a ConfigError naming the key, the value and what is allowed. The schema of each
+config node lives beside the code it configures (deeptune/<area>/schema.py), found through the
+node's `_target_`; the rules here are the ones across nodes.
 """
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from deeptune import tasks
+from deeptune.callbacks import schema as _callbacks  # noqa: F401  (each registers its nodes)
+from deeptune.data import schema as _data  # noqa: F401
+from deeptune.diagnostics import schema as _diagnostics  # noqa: F401
 from deeptune.errors import ConfigError
-from deeptune.models.choices import ACTIVATIONS, INITS, NORMS
+from deeptune.lab import schema as _lab  # noqa: F401
+from deeptune.loggers import schema as _loggers  # noqa: F401
+from deeptune.models.schema import HIDDEN_LAYER_MODELS
+from deeptune.optim import schema as _optim  # noqa: F401
+from deeptune.run.schema import ENSEMBLES, EvalConfig, TrainConfig
+from deeptune.schema import HYDRA_KEYS, MAX_SEED, Section, check_model, schema_for
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
-ENSEMBLES = ("mean_prob", "majority_vote", "mean_logit")
-METRICS = [
-    f"{stage}/{name}" for stage in ("val", "train") for name in ("acc", "f1", "loss", "mse", "r2")
-]
+REQUIRED_GROUPS = {"train": ("model", "data", "optimizer", "trainer", "paths"), "eval": ("paths",)}
 
 
-@dataclass(frozen=True)
-class Rule:
-    """A value's type and range; `describe()` is the 'what is allowed' part of the error."""
-
-    kind: type | tuple[type, ...] = object
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-    choices: Sequence | None = None
-    optional: bool = False
-    each: bool = False  # an int/float or a list of them, each checked
-    also: tuple = ()  # literal values allowed besides the rule, e.g. "auto"
-
-    def describe(self) -> str:
-        if self.choices is not None:
-            text = "one of " + ", ".join(map(str, self.choices))
-        else:
-            names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-            kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
-            text = " or ".join(names.get(k, k.__name__) for k in kinds)
-            bounds = [
-                f"{op} {v:g}"
-                for op, v in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
-                if v is not None
-            ]
-            text += " " + " and ".join(bounds) if bounds else ""
-        if self.each:
-            text += " (or a list of them)"
-        text += "".join(f", or {v}" for v in self.also)
-        return text + (", or null" if self.optional else "")
-
-    def ok(self, value) -> bool:
-        if value is None:
-            return self.optional
-        if value in self.also and isinstance(value, str):
-            return True
-        if self.each and isinstance(value, (list, tuple)):
-            return len(value) > 0 and all(self._ok_one(v) for v in value)
-        return self._ok_one(value)
-
-    def _ok_one(self, value) -> bool:
-        if self.choices is not None:
-            return value in self.choices
-        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
-        if isinstance(value, bool) and bool not in kinds:  # True is an int to Python, not to us
-            return False
-        if float in kinds and isinstance(value, int):
-            pass
-        elif not isinstance(value, kinds):
-            return False
-        return all(
-            check
-            for check in (
-                self.ge is None or value >= self.ge,
-                self.gt is None or value > self.gt,
-                self.le is None or value <= self.le,
-                self.lt is None or value < self.lt,
-            )
-        )
-
-
-INT_POS, FLOAT_POS, FLOAT_NONNEG = Rule(int, ge=1), Rule(float, gt=0), Rule(float, ge=0)
-FRACTION = Rule(float, gt=0, lt=1)
-
-RULES: dict[str, Rule] = {
-    "seed": Rule(int, ge=0),
-    "optimized_metric": Rule(choices=METRICS),
-    "optimized_mode": Rule(choices=("min", "max")),
-    "threads": Rule(int, ge=1, also=("auto",), optional=True),
-    "resume": Rule(choices=("auto", "never")),
-    "cv.folds": Rule(int, ge=1),
-    "cv.fold": Rule(int, ge=0, optional=True),
-    "restarts": INT_POS,
-    "ensemble": Rule(choices=("none", *ENSEMBLES)),
-    "stepwise.strategy": Rule(choices=("none", "lower_first", "top_first")),
-    "stepwise.every": INT_POS,
-    "finetune.from": Rule(str, optional=True),
-    "finetune.freeze_epochs": Rule(int, ge=1, optional=True),
-    "finetune.lr_scale": Rule(float, gt=0),
-    "model.depth": INT_POS,
-    "model.width": Rule(int, ge=1, each=True),
-    "model.activation": Rule(choices=list(ACTIVATIONS)),
-    "model.norm": Rule(choices=list(NORMS)),
-    "model.init": Rule(choices=INITS),
-    "model.dropout": Rule(float, ge=0, lt=1),
-    "model.residual": Rule(bool),
-    "model.maxout_pieces": Rule(int, ge=2),
-    "data.batch_size": INT_POS,
-    "data.eval_batch_size": INT_POS,
-    "data.val_fraction": FRACTION,
-    "data.test_fraction": FRACTION,
-    "data.split_seed": Rule(int, ge=0),
-    "data.standardize": Rule(bool),
-    "data.shuffle": Rule(bool),
-    "data.source.n_samples": Rule(int, ge=10),
-    "data.source.noise": FLOAT_NONNEG,
-    "data.source.path": Rule(str),
-    # Recurrent models (model=rnn) and sequence data (data=adding, data=temporal_order).
-    "model.cell": Rule(choices=("rnn", "lstm", "gru")),  # deeptune.models.rnn.CELLS
-    "model.hidden": INT_POS,
-    "model.layers": INT_POS,
-    "model.bidirectional": Rule(bool),
-    "data.seq_len": Rule(int, ge=2),
-    "data.source.seq_len": Rule(int, ge=2),
-    "optimizer.lr": FLOAT_POS,
-    "optimizer.weight_decay": FLOAT_NONNEG,
-    "optimizer.momentum": Rule(float, ge=0, lt=1),
-    "optimizer.alpha": Rule(float, ge=0, lt=1),
-    "optimizer.eps": FLOAT_POS,
-    "optimizer.betas": Rule(float, ge=0, lt=1, each=True),
-    "optimizer.max_iter": INT_POS,
-    "scheduler.gamma": Rule(float, gt=0, le=1),
-    "scheduler.gamma_after": Rule(float, gt=0, le=1),
-    "scheduler.step_size": INT_POS,
-    "scheduler.switch_epoch": Rule(int, ge=0),
-    "scheduler.warmup_epochs": INT_POS,
-    "scheduler.then": Rule(choices=("cosine", "constant")),
-    "scheduler.factor": Rule(float, gt=0, lt=1),
-    "scheduler.patience": Rule(int, ge=0),
-    "trainer.max_epochs": INT_POS,
-    "trainer.gradient_clip_val": Rule(float, ge=0, optional=True),
-    "trainer.gradient_clip_algorithm": Rule(choices=("norm", "value")),
-    "trainer.deterministic": Rule(choices=(True, False, "warn")),
-    "trainer.devices": Rule((int, str, list)),
-    "callbacks.early_stopping.patience": Rule(int, ge=0),
-    "callbacks.early_stopping.min_delta": FLOAT_NONNEG,
-    "callbacks.grad_health.enabled": Rule(bool),
-    "callbacks.grad_health.every_n_steps": INT_POS,
-    "callbacks.grad_health.vanishing_ratio": FRACTION,
-    "callbacks.grad_health.exploding_norm": FLOAT_POS,
-    "callbacks.grad_health.plot": Rule(choices=(True, False, "auto")),
-    "callbacks.overfit_check.threshold": FLOAT_POS,
-    "callbacks.lr_find.min_lr": FLOAT_POS,
-    "callbacks.lr_find.max_lr": FLOAT_POS,
-    "callbacks.lr_find.num_training_steps": Rule(int, ge=5),
-    "callbacks.lr_find.mode": Rule(choices=("exponential", "linear")),
-    "report.confusion": Rule(bool),
-    "report.tsne": Rule(bool),
-    "report.tsne_layer": Rule(str, optional=True),
-    "report.tsne_samples": Rule(int, ge=10),
-    "report.tsne_perplexity": FLOAT_POS,
-    "trainer.overfit_batches": Rule((int, float), ge=0),
-}
-
-CROSS_CHECKS: list[Callable[[DictConfig], None]] = []
-
-
-def _cross_check(fn):
-    CROSS_CHECKS.append(fn)
-    return fn
-
-
-@_cross_check
-def _fractions_leave_training_data(cfg):
-    val, test = _get(cfg, "data.val_fraction"), _get(cfg, "data.test_fraction")
-    if val is not _ABSENT and test is not _ABSENT and val + test >= 0.9:
+def validate(cfg: DictConfig, root: type[Section] = TrainConfig) -> dict:
+    """Check the whole config; return it resolved, as plain containers."""
+    name = "eval" if root is EvalConfig else "train"
+    for group in REQUIRED_GROUPS[name]:
+        if cfg.get(group) is None:
+            allowed = ", ".join(group_choices(group)) or "a mapping"
+            raise ConfigError(group, None, f"required: choose one of {allowed}")
+    plain = resolve(cfg)
+    if missing := _missing(plain):
         raise ConfigError(
-            "data.val_fraction",
-            val,
-            f"val_fraction + test_fraction must stay below 0.9 (test_fraction={test})",
+            missing, "???", f"required: set it on the command line, e.g. {missing}=<value>"
         )
+    check_model(root, plain, "", "the config")
+    if root is TrainConfig:
+        _check_objective(plain)
+    for key, node in _nodes(plain):
+        check_model(schema_for(node.get("_target_")), node, key, _what(node)).check(key)
+    if root is TrainConfig:
+        _check_run(plain)
+    return plain
 
 
-@_cross_check
-def _resume_checkpoint_exists(cfg):
-    path = _get(cfg, "ckpt_path")
-    if isinstance(path, str) and not Path(path).expanduser().is_file():
+def resolve(cfg: DictConfig) -> dict:
+    """Every ${...} resolved, or the key whose interpolation fails."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "?"
+        value = OmegaConf.to_container(cfg, resolve=False)  # the ${...} as it was written
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        reason = str(err).splitlines()[0]
+        raise ConfigError(key, value, f"cannot be resolved: {reason}") from None
+
+
+def _missing(node, key: str = "") -> str | None:
+    """The first key left at ??? (OmegaConf's mandatory value)."""
+    if node == "???":
+        return key
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for child, value in items:
+        if found := _missing(value, f"{key}.{child}" if key else str(child)):
+            return found
+    return None
+
+
+def _what(node: dict) -> str:
+    target = node.get("_target_")
+    return f"{str(target).rpartition('.')[2]} ({target})" if isinstance(target, str) else "it"
+
+
+def _nodes(plain: dict):
+    """(key, node) of every `_target_` node the run builds, parents before children."""
+    for group in ("model", "data", "optimizer", "scheduler", "trainer"):
+        if plain.get(group):
+            yield from _node_tree(group, plain[group])
+    for group, kind in (("callbacks", "callback"), ("logger", "logger")):
+        for name, node in (plain.get(group) or {}).items():
+            if node is None:  # <group>.<name>=null switches one off
+                continue
+            if not isinstance(node, dict) or "_target_" not in node:
+                raise ConfigError(
+                    f"{group}.{name}", node, f"a {kind} is a node with a _target_ (a class path)"
+                )
+            yield from _node_tree(f"{group}.{name}", node)
+
+
+def _node_tree(key: str, node):
+    if not isinstance(node, dict):
+        raise ConfigError(key, node, "must be a mapping with a _target_")
+    if "_target_" not in node:
+        raise ConfigError(f"{key}._target_", None, "required: the class or function to build")
+    yield key, node
+    if node.get("_recursive_") is False:  # Hydra builds nothing below it
+        return
+    for child, value in node.items():
+        if isinstance(value, dict) and "_target_" in value and child not in HYDRA_KEYS:
+            yield from _node_tree(f"{key}.{child}", value)
+
+
+def _check_objective(c: dict) -> None:
+    """What the run optimises is a metric some task logs (which task: once the data is loaded)."""
+    metric = c["optimized_metric"]
+    if metric.partition("/")[2] not in tasks.all_metric_names():
+        split = metric.partition("/")[0]
+        allowed = ", ".join(f"{split}/{n}" for n in tasks.all_metric_names())
+        raise ConfigError("optimized_metric", metric, f"must be one of {allowed}")
+
+
+def _check_run(c: dict) -> None:
+    """The rules across the run's keys and nodes."""
+    if c["ckpt_path"] is not None and not Path(c["ckpt_path"]).expanduser().is_file():
         raise ConfigError(
-            "ckpt_path", path, "no such file; resume from a run's checkpoints/last.ckpt"
+            "ckpt_path", c["ckpt_path"], "no such file; resume from a run's last.ckpt"
         )
-
-
-@_cross_check
-def _widths_match_depth(cfg):
-    width, depth = _get(cfg, "model.width"), _get(cfg, "model.depth")
-    if isinstance(width, list) and len(width) != depth:
-        raise ConfigError(
-            "model.width",
-            list(width),
-            f"a list of widths needs one entry per hidden layer (model.depth={depth})",
-        )
-
-
-@_cross_check
-def _restarts_combine(cfg):
-    restarts, method = _get(cfg, "restarts"), _get(cfg, "ensemble")
-    if restarts is not _ABSENT and restarts > 1 and _get(cfg, "cv.folds") not in (1, _ABSENT):
+    restarts, method = c["restarts"], c["ensemble"]
+    if restarts > 1 and c["cv"]["folds"] > 1:
         raise ConfigError("restarts", restarts, "restarts > 1 cannot be combined with cv.folds > 1")
-    if method in ENSEMBLES and restarts in (1, _ABSENT):
+    if c["seed"] + restarts - 1 > MAX_SEED:
+        raise ConfigError("restarts", restarts, f"seed + restarts - 1 must stay <= {MAX_SEED}")
+    callbacks = c.get("callbacks") or {}
+    if method in ENSEMBLES and restarts == 1:
         raise ConfigError("ensemble", method, "combines restarts: set restarts >= 2 as well")
-    if method in ENSEMBLES and _get(cfg, "callbacks.model_checkpoint") in (None, _ABSENT):
+    if method in ENSEMBLES and callbacks.get("model_checkpoint") is None:
         raise ConfigError(
             "ensemble",
             method,
             "needs each restart's best checkpoint: keep callbacks.model_checkpoint",
         )
-
-
-@_cross_check
-def _finetune_checkpoint_and_layers(cfg):
-    path = _get(cfg, "finetune.from")
-    if isinstance(path, str) and not Path(path).expanduser().is_file():
-        raise ConfigError("finetune.from", path, "no such file; pass a run's checkpoints/best.ckpt")
-    freeze, depth = _get(cfg, "finetune.freeze"), _get(cfg, "model.depth")
-    if freeze in (_ABSENT, None):
-        return
-    limit = depth if isinstance(depth, int) else None  # no model.depth: only the sign is known
-    ok = isinstance(freeze, list) and all(
-        isinstance(i, int) and not isinstance(i, bool) and 0 <= i < (limit or i + 1) for i in freeze
-    )
-    if not ok:
-        where = f"in 0..{depth - 1} (model.depth={depth})" if limit else ">= 0"
+    if (best := callbacks.get("model_checkpoint")) and not best.get("monitor"):
         raise ConfigError(
-            "finetune.freeze", freeze, f"must be a list of hidden layer indices {where}"
+            "callbacks.model_checkpoint.monitor",
+            best.get("monitor"),
+            "required: the kept checkpoint is the best by this metric, e.g. ${optimized_metric} "
+            "(callbacks.model_checkpoint=null keeps the last weights instead)",
         )
-    if freeze and _get(cfg, "stepwise.strategy") not in ("none", _ABSENT):
+    ft = c["finetune"]
+    if ft["from"] is not None and not Path(ft["from"]).expanduser().is_file():
+        raise ConfigError(
+            "finetune.from", ft["from"], "no such file; pass a run's checkpoints/best.ckpt"
+        )
+    _check_layer_schedules(c)
+
+
+def _check_layer_schedules(c: dict) -> None:
+    """Step-wise training and frozen layers work on the MLP's hidden blocks."""
+    freeze, strategy = c["finetune"]["freeze"], c["stepwise"]["strategy"]
+    model = c["model"]
+    if model.get("_target_") not in HIDDEN_LAYER_MODELS:
+        for key, value in (("stepwise.strategy", strategy), ("finetune.freeze", freeze)):
+            if value not in ("none", []):
+                raise ConfigError(
+                    key, value, f"works on model=mlp's hidden layers, not {model.get('_target_')}"
+                )
+        return
+    depth = model.get("depth", 2)
+    if any(i >= depth for i in freeze):
+        raise ConfigError(
+            "finetune.freeze",
+            freeze,
+            f"must be a list of hidden layer indices in 0..{depth - 1} (model.depth={depth})",
+        )
+    if freeze and strategy != "none":
         raise ConfigError(
             "finetune.freeze", freeze, "cannot be combined with stepwise.strategy; use one"
         )
 
 
-def check_task(cfg: DictConfig, task: str) -> None:
-    """The objective and the ensemble fit the data's task, known once the data set is loaded:
-    a classification is judged by acc, f1 or loss, a regression by loss, mse or r2."""
-    names = {"classification": ("acc", "f1", "loss"), "regression": ("loss", "mse", "r2")}[task]
-    data = str(_get(cfg, "data.source._target_")).rpartition(".")[2]
-    metric, mode = _get(cfg, "optimized_metric"), _get(cfg, "optimized_mode")
-    if isinstance(metric, str):
+# ---------------------------------------------------------------------------------------------
+# After the data set is loaded, after the network is built
+
+
+def validate_against_data(cfg: DictConfig, table) -> None:
+    """The objective, the watched metrics, the ensemble, the folds and the report fit the data
+    set: a classification is judged by acc, f1 or loss, a regression by mse, r2 or loss."""
+    task = tasks.task(table.task)
+    data = str(cfg.data.source.get("_target_")).rpartition(".")[2]
+    watched = [("optimized_metric", cfg.optimized_metric, "optimized_mode", cfg.optimized_mode)]
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is not None and node.get("monitor"):
+            # Lightning's ModelCheckpoint and EarlyStopping watch for a fall unless told otherwise
+            has_mode = "mode" in schema_for(node.get("_target_")).model_fields
+            mode = node.get("mode", "min") if has_mode else None
+            key = f"callbacks.{name}"
+            watched.append((f"{key}.monitor", node.monitor, f"{key}.mode", mode))
+    for key, metric, mode_key, mode in watched:
         split, _, name = metric.partition("/")
-        if name not in names:
-            allowed = ", ".join(f"{split}/{n}" for n in names)
+        if name not in task.names:
+            allowed = ", ".join(f"{split}/{n}" for n in task.names)
             raise ConfigError(
-                "optimized_metric", metric, f"{data} is a {task} data set: use one of {allowed}"
+                key, metric, f"{data} is a {task.name} data set: use one of {allowed}"
             )
-        best = "max" if name in ("acc", "f1", "r2") else "min"
-        if mode in ("min", "max") and mode != best:
+        best = task.metric(name).mode
+        if mode is not None and mode != best:
             higher = "higher" if best == "max" else "lower"
-            raise ConfigError(
-                "optimized_mode",
-                mode,
-                f"{metric} is better when {higher}: set optimized_mode={best}",
-            )
-    method = _get(cfg, "ensemble")
-    if task == "regression" and method in ("mean_prob", "majority_vote"):
+            fix = f"set {mode_key}={best}" if mode_key == "optimized_mode" else f"use {best}"
+            raise ConfigError(mode_key, mode, f"{metric} is better when {higher}: {fix}")
+    if task.name == "regression" and cfg.ensemble in ("mean_prob", "majority_vote"):
         raise ConfigError(
             "ensemble",
-            method,
+            cfg.ensemble,
             f"{data} is a regression data set: use mean_logit (the mean of the restarts' "
             "predictions) or none",
         )
-
-
-@_cross_check
-def _layer_schedules_need_hidden_layers(cfg):
-    """Step-wise training and frozen layers work on the MLP's hidden blocks."""
-    if _get(cfg, "model.depth") is not _ABSENT:
-        return
-    for key in ("stepwise.strategy", "finetune.freeze"):
-        value = _get(cfg, key)
-        if value not in (_ABSENT, None, "none", []):
-            target = _get(cfg, "model._target_")
-            raise ConfigError(key, value, f"works on model=mlp's hidden layers, not {target}")
-
-
-@_cross_check
-def _lr_find_range(cfg):
-    low, high = _get(cfg, "callbacks.lr_find.min_lr"), _get(cfg, "callbacks.lr_find.max_lr")
-    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low >= high:
+    if cfg.report.confusion and task.name != "classification":
         raise ConfigError(
-            "callbacks.lr_find.min_lr", low, f"must be below callbacks.lr_find.max_lr={high}"
+            "report.confusion", True, "needs a classification data set (this one is regression)"
+        )
+    folds = cfg.cv.folds
+    if folds > 1 and task.name == "classification":
+        smallest = min(int((table.y == k).sum()) for k in range(len(table.classes)))
+        if smallest < folds:
+            raise ConfigError(
+                "cv.folds", folds, f"the smallest class has {smallest} samples: at most {smallest}"
+            )
+    elif folds > len(table.y) // 2:
+        raise ConfigError(
+            "cv.folds", folds, f"at most {len(table.y) // 2} for {len(table.y)} samples"
         )
 
 
-def _get(cfg: DictConfig, path: str):
-    """The value at `path`, or a sentinel when any part of it is absent."""
-    node = cfg
-    for part in path.split("."):
-        if not isinstance(node, DictConfig) or part not in node:
-            return _ABSENT
-        node = node[part]
-    return OmegaConf.to_container(node) if isinstance(node, (DictConfig, ListConfig)) else node
+def validate_against_model(cfg: DictConfig, net) -> None:
+    """Fail before training, not after it, when the report cannot be made."""
+    if cfg.report.tsne:
+        from deeptune.diagnostics.final_model import hooked_module
+
+        hooked_module(net, cfg.report.tsne_layer)
 
 
-_ABSENT = object()
+# ---------------------------------------------------------------------------------------------
+# Deriving a config, and the groups' choices
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError for the first value that breaks a rule."""
-    if missing := sorted(OmegaConf.missing_keys(cfg)):
-        raise ConfigError(
-            missing[0], "???", f"required: set it on the command line, e.g. {missing[0]}=<value>"
-        )
-    for path, rule in RULES.items():
-        value = _get(cfg, path)
-        if value is not _ABSENT and not rule.ok(value):
-            raise ConfigError(path, value, f"must be {rule.describe()}")
-    for check in CROSS_CHECKS:
-        check(cfg)
+def derive(cfg: DictConfig, updates: dict[str, object]) -> DictConfig:
+    """A new config: `cfg` with the dotted keys of `updates` set (the original is untouched).
+
+    The run pipeline derives each part's config (a fold, a restart, the folder an interrupted
+    run continues in) this way, so every config a part saves says exactly what it ran."""
+    nested: dict = {}
+    for dotted, value in updates.items():
+        *parents, leaf = dotted.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    derived = OmegaConf.merge(cfg, nested)
+    if isinstance(derived, (DictConfig, ListConfig)):
+        OmegaConf.set_struct(derived, OmegaConf.is_struct(cfg))
+    return derived
 
 
 def group_choices(group: str) -> list[str]:
@@ -336,7 +282,7 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
 
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
-    except Exception:  # malformed overrides: Hydra's own message is the right one
+    except Exception:  # malformed overrides: reported by the entry point
         return
     for override in parsed:
         group = override.key_or_group
@@ -354,5 +300,7 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
         )
         allowed = group_choices(group)
         for value in values:
-            if value is not None and str(value) not in allowed and str(value) != "null":
-                raise ConfigError(group, str(value), "choose one of " + ", ".join(allowed))
+            for choice in value if isinstance(value, list) else [value]:
+                if choice is None or str(choice) not in allowed:
+                    shown = "null" if choice is None else str(choice)
+                    raise ConfigError(group, shown, "choose one of " + ", ".join(allowed))

@@ -1,4 +1,15 @@
-"""The one exception users see: a bad config value, named by its key."""
+"""The errors users see, each one line: a bad config value, training gone wrong, or an exception
+raised inside what a config node built."""
+
+import sys
+
+MAX_VALUE = 80  # characters of a bad value shown in a message
+
+
+def shown(value) -> str:
+    """repr(value), cut short: a 400-digit number or a pasted paragraph stays one short line."""
+    text = repr(value)
+    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 12] + f"…({len(text)} chars)"
 
 
 class ConfigError(ValueError):
@@ -6,7 +17,7 @@ class ConfigError(ValueError):
 
     def __init__(self, key: str, value, allowed: str):
         self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"{key}={value!r} is invalid: {allowed}")
+        super().__init__(f"{key}={shown(value)} is invalid: {allowed}")
 
     def __reduce__(self):  # picklable, so that joblib's worker processes can send it back
         return (type(self), (self.key, self.value, self.allowed))
@@ -14,3 +25,30 @@ class ConfigError(ValueError):
 
 class TrainingError(RuntimeError):
     """Training went wrong in a way the user can act on; the message says how."""
+
+
+class NodeError(RuntimeError):
+    """Any other exception, raised while building or fitting: named by the config node whose
+    object raised it (`model`, `optimizer`, `callbacks.grad_health`, ...), with the log file
+    that holds its traceback."""
+
+    def __init__(self, node: str | None, error: str, message: str, log_file: str | None = None):
+        self.node, self.error, self.message, self.log_file = node, error, message, log_file
+        where = f" (full traceback in {log_file})" if log_file else ""
+        node_text = f"{node}: " if node else ""
+        super().__init__(f"{node_text}{error}: {message}{where}")
+
+    @classmethod
+    def of(cls, node: str | None, err: BaseException, log_file=None) -> "NodeError":
+        lines = [ln for ln in str(err).splitlines() if ln.strip()]
+        message = lines[0][:300] if lines else "(no message)"
+        return cls(node, type(err).__name__, message, str(log_file) if log_file else None)
+
+    def __reduce__(self):
+        return (type(self), (self.node, self.error, self.message, self.log_file))
+
+
+def fail(message: str, status: int = 2) -> None:
+    """Print `error: <message>` on stderr and exit with `status` (2: bad input, 1: the run)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(status)

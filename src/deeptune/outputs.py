@@ -1,15 +1,21 @@
-"""What a run leaves behind: its resolved config, metrics.json and a printed summary."""
+"""What a run leaves behind, written and read in one place: its resolved config (config.yaml),
+its metrics.json, Hydra's record of the command (.hydra/), and the way every reader loads them.
+
+Nothing here imports torch: the sweep report and the lab read run folders with it offline.
+"""
 
 import json
 import os
 from pathlib import Path
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
-from rich.table import Table
+
+from deeptune import tasks
 
 RESOLVED_CONFIG = "config.yaml"
 METRICS_FILE = "metrics.json"
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader is ~10x faster
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -32,63 +38,35 @@ def save_metrics(metrics: dict, out_dir: Path) -> Path:
     return path
 
 
+def read_yaml(path: Path):
+    return yaml.load(Path(path).read_text(), Loader=_Loader)
+
+
+def read_run(folder: Path) -> dict:
+    """A run folder's records, whatever state it is in: `config` (config.yaml, or Hydra's copy
+    when the run failed before writing it; {} if neither), `metrics` (None before it finished),
+    `overrides` (the command line's, a list) and `choices` (each config group's choice)."""
+    folder = Path(folder)
+    config = next(
+        (p for p in (folder / RESOLVED_CONFIG, folder / ".hydra" / "config.yaml") if p.is_file()),
+        None,
+    )
+    metrics, overrides, hydra = folder / METRICS_FILE, folder / ".hydra" / "overrides.yaml", {}
+    if (folder / ".hydra" / "hydra.yaml").is_file():
+        hydra = read_yaml(folder / ".hydra" / "hydra.yaml") or {}
+    choices = hydra.get("hydra", {}).get("runtime", {}).get("choices", {})
+    return {
+        "config": (read_yaml(config) if config else None) or {},
+        "metrics": json.loads(metrics.read_text()) if metrics.is_file() else None,
+        "overrides": (read_yaml(overrides) if overrides.is_file() else None) or [],
+        "choices": {k: v for k, v in choices.items() if "/" not in k and k != "hydra"},
+    }
+
+
 def metric_names(metrics: dict) -> list[str]:
     """The metrics of a run's splits in display order: the task's own (acc, f1 or mse, r2), then
     the loss; the first is the headline figure."""
-    names = {n for split in ("train", "val", "test") for n in metrics.get(split) or {}}
-    return sorted(names, key=lambda n: (n == "loss", n))
-
-
-def print_summary(title: str, metrics: dict, out_dir: Path) -> None:
-    table = Table(title=title, show_header=True, header_style="bold")
-    table.add_column("split")
-    names = metric_names(metrics)
-    for name in names:
-        table.add_column(name, justify="right")
-    for split in ("train", "val", "test"):
-        if row := metrics.get(split):
-            table.add_row(split, *(f"{row[n]:.4f}" if n in row else "-" for n in names))
-    console = Console(stderr=False)
-    console.print(table)
-    if (cv := metrics.get("cv")) and names:
-        name = names[0]
-        spread = "  ".join(
-            f"{split}/{name} {cv[split][name]['mean']:.4f} ± {cv[split][name]['std']:.4f}"
-            for split in ("val", "test")
-            if name in cv.get(split, {})
-        )
-        console.print(f"{cv['folds']}-fold cross-validation (mean ± std over folds): {spread}")
-    if restarts := metrics.get("restarts"):
-        console.print(restarts_table(restarts, metrics.get("ensemble")))
-    extras = {k: metrics[k] for k in ("best_epoch", "epochs", "duration_s") if k in metrics}
-    if extras:
-        console.print("  ".join(f"{k}: {v}" for k, v in extras.items()))
-    console.print(f"run folder: {out_dir}")
-
-
-def restarts_table(restarts: dict, ensemble: dict | None) -> Table:
-    """Mean ± std, 95% CI, min and max over the seeds; the ensemble's figures below them."""
-    table = Table(
-        title=f"{restarts['n']} restarts (seeds {restarts['seeds']})", header_style="bold"
-    )
-    for name in ("metric", "mean ± std", "95% CI", "min", "max"):
-        table.add_column(name, justify="left" if name == "metric" else "right")
-    for split in ("val", "test"):
-        for name, s in restarts.get(split, {}).items():
-            lo, hi = s["ci95"]
-            table.add_row(
-                f"{split}/{name}",
-                f"{s['mean']:.4f} ± {s['std']:.4f}",
-                f"[{lo:.4f}, {hi:.4f}]",
-                f"{s['min']:.4f}",
-                f"{s['max']:.4f}",
-            )
-    for split in ("val", "test") if ensemble else ():
-        for name, value in ensemble.get(split, {}).items():
-            table.add_row(f"ensemble {split}/{name}", f"{value:.4f}")
-    if ensemble:
-        table.caption = f"ensemble: {ensemble['method']} of the restarts' best checkpoints"
-    return table
+    return tasks.display_order(n for split in tasks.SPLITS for n in metrics.get(split) or {})
 
 
 def split_metrics(values: dict) -> dict[str, dict[str, float]]:
@@ -96,6 +74,6 @@ def split_metrics(values: dict) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for key, value in values.items():
         split, _, name = key.partition("/")
-        if name and split in ("train", "val", "test"):
+        if name and split in tasks.SPLITS:
             out.setdefault(split, {})[name] = float(value)
     return out

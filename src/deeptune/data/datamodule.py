@@ -98,11 +98,6 @@ class TensorDataModule(L.LightningDataModule):
         return tuple(self.table.x.shape[1:])
 
     @property
-    def num_features(self) -> int:
-        """Inputs per sample once flattened."""
-        return math.prod(self.input_shape)
-
-    @property
     def num_classes(self) -> int:
         return len(self.table.classes)
 
@@ -183,11 +178,9 @@ def split(
             train, val = (rest[i] for i in list(cuts.split(rest, table.y[rest]))[k])
     except ValueError as err:  # e.g. a class too small to appear in every split
         how = "by class" if classify else "into train / val / test"
-        raise ConfigError(
-            "data.val_fraction/test_fraction",
-            (val_fraction, test_fraction),
-            f"cannot split {len(idx)} samples {how}: {err}",
-        ) from None
+        key, value = ("cv.folds", fold[1]) if fold else ("data.val_fraction", val_fraction)
+        message = f"cannot split {len(idx)} samples {how}: {' '.join(str(err).split())}"
+        raise ConfigError(key, value, message) from None
     x = table.x
     if standardize:
         flat = x.reshape(-1, x.shape[-1])  # (samples x steps, features)

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from deeptune.errors import ConfigError
-
-TASKS = ("classification", "regression")
+from deeptune.tasks import TASKS
 
 
 class Table:
@@ -28,7 +27,7 @@ class Table:
         self, x: np.ndarray, y: np.ndarray, classes: list[str], task: str = "classification"
     ):
         if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
         self.x, self.y, self.classes, self.task = x, y, classes, task
 
     @classmethod

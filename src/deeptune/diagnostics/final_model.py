@@ -35,17 +35,6 @@ def hooked_module(net: torch.nn.Module, layer: str | None) -> tuple[torch.nn.Mod
     return modules[layer], False
 
 
-def check_report(cfg: DictConfig, table, net: torch.nn.Module) -> None:
-    """Fail before training, not after it, when the report cannot be made."""
-    opts = cfg.get("report") or {}
-    if opts.get("confusion") and not table.classes:
-        raise ConfigError(
-            "report.confusion", True, "needs a classification data set (this one is regression)"
-        )
-    if opts.get("tsne"):
-        hooked_module(net, opts.get("tsne_layer"))
-
-
 def predict(model, x: torch.Tensor, batch_size: int, layer: str | None):
     """Outputs and the chosen layer's activations (flattened) over x, in eval mode."""
     module, take_input = hooked_module(model.net, layer)

@@ -1,13 +1,11 @@
 """`debug=lr_find`: Lightning's learning-rate range test before training, its suggestion
-printed, plotted and (with apply=true) used for the run and written into its config.yaml."""
+printed, plotted and (with apply=true) used for the run. metrics.json's `lr_find` entry records
+the suggestion and whether the run trained with it; config.yaml stays the config as given."""
 
 import logging
 from pathlib import Path
 
 from lightning.pytorch.callbacks import LearningRateFinder
-from omegaconf import OmegaConf
-
-from deeptune.outputs import RESOLVED_CONFIG, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -15,10 +13,21 @@ PLOT_FILE = "lr_find.png"
 
 
 class LRFind(LearningRateFinder):
-    def __init__(self, out_dir: str, apply: bool = True, **kwargs):
+    def __init__(
+        self,
+        out_dir: str,
+        apply: bool = True,
+        min_lr: float = 1e-8,
+        max_lr: float = 1.0,
+        num_training_steps: int = 100,
+        mode: str = "exponential",
+        early_stop_threshold: float | None = 4.0,
+    ):
         # Lightning's update_attr needs an `lr` attribute on the module; the optimiser here is
         # built from the config, so the suggestion is applied below instead.
-        super().__init__(update_attr=False, **kwargs)
+        super().__init__(
+            min_lr, max_lr, num_training_steps, mode, early_stop_threshold, update_attr=False
+        )
         self.out_dir, self.apply = Path(out_dir), apply
         self.result: dict = {}
 
@@ -44,7 +53,7 @@ class LRFind(LearningRateFinder):
             self._use(trainer, suggestion)
         if trainer.is_global_zero:
             action = (
-                "training continues with it (written to config.yaml as optimizer.lr)"
+                "training continues with it (metrics.json: lr_find.applied)"
                 if self.apply
                 else "set it with optimizer.lr=..."
             )
@@ -62,12 +71,13 @@ class LRFind(LearningRateFinder):
         for config in trainer.lr_scheduler_configs:  # schedules scale from their base rate
             if hasattr(config.scheduler, "base_lrs"):
                 config.scheduler.base_lrs = [lr] * len(config.scheduler.base_lrs)
-        self.result["applied"] = True
-        path = self.out_dir / RESOLVED_CONFIG
-        if trainer.is_global_zero and path.is_file():
-            cfg = OmegaConf.load(path)
-            cfg.optimizer.lr = float(lr)
-            write_atomic(path, OmegaConf.to_yaml(cfg))
+        self.result.update(applied=True, lr=float(lr))
+
+    def state_dict(self) -> dict:  # a resumed run keeps the record of the rate it trains with
+        return {"result": self.result}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.result = state_dict.get("result", {})
 
     def report(self) -> dict:
         return {"lr_find": self.result} if self.result else {}

@@ -10,16 +10,18 @@ on other data. Running the same command again skips finished sweeps and resumes 
 """
 
 import argparse
+import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 from rich.console import Console
 
-from deeptune.lab.core import BUDGETS, write_index
-from deeptune.lab.experiments import EXPERIMENTS
-from deeptune.lab.runner import LabError, run_experiment
+from deeptune.lab.experiment import BUDGETS
+from deeptune.lab.experiments import EXPERIMENTS, NAMES
+from deeptune.lab.runner import LabError, LabRun, run_experiment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,23 +85,16 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --jobs must be >= 1", file=sys.stderr)
         return 2
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    lab = LabRun(
+        args.budget, args.out, args.jobs, args.overrides, args.force, console, args.in_process
+    )
     failed, started = [], time.perf_counter()
     for i, name in enumerate(names, 1):
         exp = EXPERIMENTS[name]
         console.rule(f"[bold]{i}/{len(names)} {name}[/bold] ({args.budget})")
         t0 = time.perf_counter()
         try:
-            path, verdict = run_experiment(
-                exp,
-                args.budget,
-                args.out,
-                jobs=args.jobs,
-                overrides=args.overrides,
-                force=args.force,
-                console=console,
-                analyze_only=args.analyze_only,
-                in_process=args.in_process,
-            )
+            path, verdict = run_experiment(lab, exp, analyze_only=args.analyze_only)
         except LabError as err:
             print(f"error: {err}", file=sys.stderr)
             failed.append(name)
@@ -113,6 +108,65 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]failed[/red]: {', '.join(failed)}")
         return 1
     return 0
+
+
+def write_index(out: Path) -> Path:
+    """<out>/README.md: every report present, with its claim and verdict."""
+    summaries = []
+    for file in sorted(out.glob("*/summary.json")):
+        try:
+            summaries.append(json.loads(file.read_text()))
+        except json.JSONDecodeError:
+            continue
+    order = {name: i for i, name in enumerate(NAMES)}
+    summaries.sort(key=lambda s: order.get(s["name"], len(order)))
+    lines = [
+        "# The lab",
+        "",
+        "Each practice of the training-practice literature as a runnable experiment: a sweep "
+        "through `train.py`, a table of mean ± std over seeds, plots, and a verdict computed "
+        "from the numbers. Re-run one with `deeptune-lab run <name>`, on your own data with "
+        "`deeptune-lab run <name> data=<yours>`.",
+        "",
+        "| experiment | claim | budget | date |",
+        "| --- | --- | --- | --- |",
+    ]
+    for s in summaries:
+        claim = s["claim"].replace("|", "\\|")
+        lines.append(
+            f"| [{s['name']}]({s['name']}/report.md) | {claim} | {s['budget']} | "
+            f"{(s.get('date') or '')[:10]} |"
+        )
+    lines += ["", "## Verdicts", ""]
+    for s in summaries:
+        lines += [f"**[{s['name']}]({s['name']}/report.md).** {s['verdict']}", ""]
+    budgets = sorted({s["budget"] for s in summaries})
+    outs = sorted({m.group(1) for s in summaries if (m := re.search(r"--out (\S+)", s["command"]))})
+    if len(budgets) == 1 and len(outs) == 1:
+        lines += [
+            f"All of them again: `deeptune-lab run all --budget {budgets[0]} --out {outs[0]}` "
+            "(finished sweeps are skipped; `--force` reruns them). Each report names its own "
+            "commands, date and machine.",
+            "",
+        ]
+    walls = [s["wall_s"] for s in summaries if s.get("wall_s") is not None]
+    machines = sorted(
+        {
+            s["machine"].split(", 1 job")[0].split(", 2 jobs")[0]
+            for s in summaries
+            if s.get("machine")
+        }
+    )
+    if walls:
+        lines.append(
+            f"Sweeps' wall time, all reports: {sum(walls) / 60:.1f} min"
+            + (f" on {'; '.join(machines)}" if machines else "")
+            + "."
+        )
+        lines.append("")
+    path = out / "README.md"
+    path.write_text("\n".join(lines))
+    return path
 
 
 def cli() -> None:

@@ -4,8 +4,6 @@
 usual `data.*` ones; validation and test splits are untouched, so runs compare on the same data.
 """
 
-import inspect
-
 import numpy as np
 from sklearn.model_selection import train_test_split
 
@@ -33,11 +31,7 @@ class LabDataModule(TensorDataModule):
         drop_last: bool = False,
         **kwargs,
     ):
-        if not 0 < train_fraction <= 1:
-            raise ConfigError("data.train_fraction", train_fraction, "must be in (0, 1]")
-        # Pass on only what the parent takes: the data node may carry keys meant for the source.
-        own = inspect.signature(TensorDataModule.__init__).parameters
-        super().__init__(source, **{k: v for k, v in kwargs.items() if k in own})
+        super().__init__(source, **kwargs)
         x, y = self.splits["train"]
         idx = np.arange(len(y))
         if train_fraction < 1:

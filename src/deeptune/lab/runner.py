@@ -16,11 +16,13 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
-from deeptune.lab.core import Context, Experiment, Sweep, SweepRun, machine_info
+from deeptune.lab.experiment import Context, Experiment, Sweep, SweepRun
+from deeptune.lab.report import machine_info
 from deeptune.sweeps.report import read_jobs
 
 RECORD = "lab.json"
@@ -66,27 +68,65 @@ def job_states(folder: Path) -> dict[str, int]:
     return states
 
 
-def run_sweep(
-    exp: Experiment,
-    sweep: Sweep,
-    budget: str,
-    exp_dir: Path,
-    shown_dir: Path,
-    jobs: int,
-    overrides: list[str],
-    force: bool,
-    console: Console,
-    in_process: bool = False,
-) -> SweepRun:
+@dataclass
+class LabRun:
+    """How `deeptune-lab run` runs: the budget, the output folder and the launch settings."""
+
+    budget: str
+    out: Path
+    jobs: int = 2
+    overrides: list[str] = field(default_factory=list)
+    force: bool = False
+    console: Console = field(default_factory=Console)
+    in_process: bool = False
+
+
+def run_sweep(lab: LabRun, exp: Experiment, sweep: Sweep) -> SweepRun:
     """Run (or resume, or skip) one sweep; its SweepRun with the lab's record."""
-    folder = exp_dir / "runs" / sweep.name
-    args = sweep_args(exp, sweep, budget, overrides)
-    full = [
-        *args,
-        *launcher_args(sweep, jobs),
-        f"hydra.sweep.dir={shown_dir / 'runs' / sweep.name}",
-    ]
-    command = display(full)
+    folder = lab.out.resolve() / exp.name / "runs" / sweep.name
+    args = sweep_args(exp, sweep, lab.budget, lab.overrides)
+    shown = lab.out / exp.name / "runs" / sweep.name
+    command = display([*args, *launcher_args(sweep, lab.jobs), f"hydra.sweep.dir={shown}"])
+    record = _previous_record(folder, args, lab.force)
+    states = job_states(folder)
+    finished = record and record.get("finished") and states
+    if finished and (record.get("returncode") == 0 or "missing" not in states):
+        lab.console.print(f"  [dim]{sweep.name}: done earlier ({_states(states)}), skipped[/dim]")
+        return SweepRun(sweep, folder, command, record)
+    serial = not launcher_args(sweep, lab.jobs)
+    threads = 1 if sweep.serial or lab.in_process else None
+    record = {
+        "args": args,
+        "command": command,
+        "budget": lab.budget,
+        "started": (record or {}).get("started") or now(),
+        "machine": machine_info(1 if serial else lab.jobs, threads),
+        "wall_s": (record or {}).get("wall_s") or 0.0,
+    }
+    _write_record(folder, record)
+    lab.console.print(f"  {sweep.name}: {sweep.what} ...")
+    started = time.perf_counter()
+    returncode = _launch(
+        folder, [*args, *launcher_args(sweep, lab.jobs)], lab.in_process and serial
+    )
+    wall = time.perf_counter() - started
+    states = job_states(folder)
+    record.update(finished=now(), returncode=returncode, wall_s=round(record["wall_s"] + wall, 1))
+    _write_record(folder, record)
+    line = f"  {sweep.name}: {_states(states) or 'no job'} in {wall:.0f} s"
+    lab.console.print(line + ("" if returncode == 0 else f" (exit status {returncode})"))
+    if not states or (returncode != 0 and "missing" in states):
+        tail = (folder / LOG).read_text().splitlines()[-15:]
+        raise LabError(
+            f"sweep {sweep.name} of {exp.name} failed (exit status {returncode}); the end of "
+            f"{folder / LOG}:\n" + "\n".join(tail)
+        )
+    return SweepRun(sweep, folder, command, record)
+
+
+def _previous_record(folder: Path, args: list[str], force: bool) -> dict | None:
+    """The lab's record of the sweep already in `folder`, if the same command made it; a folder
+    made by another command is replaced only with --force."""
     record_file = folder / RECORD
     record = json.loads(record_file.read_text()) if record_file.is_file() else None
     if folder.exists() and (force or record is None or record.get("args") != args):
@@ -97,58 +137,38 @@ def run_sweep(
                 "or pick another --out"
             )
         shutil.rmtree(folder)
-        record = None
-    states = job_states(folder)
-    finished = record and record.get("finished")
-    if finished and states and (record.get("returncode") == 0 or "missing" not in states):
-        console.print(f"  [dim]{sweep.name}: done earlier ({_states(states)}), skipped[/dim]")
-        return SweepRun(sweep, folder, command, record)
+        return None
+    return record
+
+
+def _write_record(folder: Path, record: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _launch(folder: Path, args: list[str], in_process: bool) -> int:
+    """`train.py -m args` into `folder`, logged to lab.log; its exit status. Finished jobs that
+    the relaunch restores from their checkpoints keep their original metrics.json."""
     kept = _completed_metrics(folder)
-    serial = not launcher_args(sweep, jobs)
-    previous_wall = (record or {}).get("wall_s") or 0.0
-    record = {
-        "args": args,
-        "command": command,
-        "budget": budget,
-        "started": (record or {}).get("started") or now(),
-        "machine": machine_info(1 if serial else jobs, 1 if sweep.serial or in_process else None),
-    }
-    record_file.write_text(json.dumps(record, indent=2) + "\n")
-    argv = [sys.executable, "-m", "deeptune.train", "-m", *args, *launcher_args(sweep, jobs)]
-    argv.append(f"hydra.sweep.dir={folder.resolve()}")
+    argv = [sys.executable, "-m", "deeptune.train", "-m", *args, f"hydra.sweep.dir={folder}"]
     env = {
         **os.environ,
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "WANDB_MODE": os.environ.get("WANDB_MODE", "disabled"),
     }
-    console.print(f"  {sweep.name}: {sweep.what} ...")
-    started = time.perf_counter()
     with open(folder / LOG, "a") as log:
         log.write(f"\n$ {shlex.join(argv)}\n")
         log.flush()
-        if in_process and serial:
+        if in_process:
             returncode = _train_in_process(argv[4:])
         else:
             returncode = subprocess.run(
                 argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=os.getcwd()
             ).returncode
-    wall = time.perf_counter() - started
-    for path, text in kept.items():  # a finished job restored from its checkpoint: keep its record
+    for path, text in kept.items():
         path.write_text(text)
-    states = job_states(folder)
-    record.update(finished=now(), returncode=returncode, wall_s=round(previous_wall + wall, 1))
-    record_file.write_text(json.dumps(record, indent=2) + "\n")
-    line = f"  {sweep.name}: {_states(states) or 'no job'} in {wall:.0f} s"
-    console.print(line + ("" if returncode == 0 else f" (exit status {returncode})"))
-    if not states or (returncode != 0 and "missing" in states):
-        tail = (folder / LOG).read_text().splitlines()[-15:]
-        raise LabError(
-            f"sweep {sweep.name} of {exp.name} failed (exit status {returncode}); the end of "
-            f"{folder / LOG}:\n" + "\n".join(tail)
-        )
-    return SweepRun(sweep, folder, command, record)
+    return returncode
 
 
 def _train_in_process(args: list[str]) -> int:
@@ -187,36 +207,22 @@ def _completed_metrics(folder: Path) -> dict[Path, str]:
     return kept
 
 
-def run_experiment(
-    exp: Experiment,
-    budget: str,
-    out: Path,
-    jobs: int = 2,
-    overrides: list[str] | None = None,
-    force: bool = False,
-    console: Console | None = None,
-    analyze_only: bool = False,
-    in_process: bool = False,
-) -> tuple[Path, str]:
-    """Run an experiment's sweeps at `budget`, write <out>/<name>/report.md; (path, verdict)."""
-    console = console or Console()
-    overrides = list(overrides or [])
-    exp_dir = out.resolve() / exp.name
+def run_experiment(lab: LabRun, exp: Experiment, analyze_only: bool = False) -> tuple[Path, str]:
+    """Run an experiment's sweeps, write <out>/<name>/report.md; (path, verdict)."""
+    exp_dir = lab.out.resolve() / exp.name
     exp_dir.mkdir(parents=True, exist_ok=True)
     runs = {}
-    for sweep in exp.sweeps_at(budget):
+    for sweep in exp.sweeps_at(lab.budget):
         if analyze_only:
             folder = exp_dir / "runs" / sweep.name
             record_file = folder / RECORD
             record = json.loads(record_file.read_text()) if record_file.is_file() else {}
             runs[sweep.name] = SweepRun(sweep, folder, record.get("command", ""), record)
             continue
-        runs[sweep.name] = run_sweep(
-            exp, sweep, budget, exp_dir, out / exp.name, jobs, overrides, force, console, in_process
-        )
-    command = f"deeptune-lab run {exp.name} --budget {budget} --out {out}"
-    command += "".join(f" {shlex.quote(o)}" for o in overrides)
-    ctx = Context(exp, exp_dir, budget, command, runs)
+        runs[sweep.name] = run_sweep(lab, exp, sweep)
+    command = f"deeptune-lab run {exp.name} --budget {lab.budget} --out {lab.out}"
+    command += "".join(f" {shlex.quote(o)}" for o in lab.overrides)
+    ctx = Context(exp, exp_dir, lab.budget, command, runs)
     report = exp.analyze(ctx)
     wall = sum((r.record or {}).get("wall_s") or 0.0 for r in runs.values())
     path = report.write(wall_s=wall)

@@ -1,6 +1,7 @@
 """The LightningModules: a network, its loss, its metrics and its optimiser.
 
-`Classifier` (cross-entropy; acc, f1) and `Regressor` (MSE; mse, r2) share everything else,
+`Classifier` and `Regressor` take their loss and metrics from the task registry
+(deeptune.tasks: cross-entropy with acc and f1; MSE with mse and r2) and share everything else,
 the optimiser, the schedule, the fine-tuning parameter groups and the random state saved in
 checkpoints, through `TaskModule`.
 """
@@ -9,22 +10,25 @@ from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
+from hydra.utils import get_class
 from torch import nn
-from torchmetrics import MeanMetric, MeanSquaredError, MetricCollection, R2Score
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics import MeanMetric, MetricCollection
 
-STAGES = ("train", "val", "test")
+from deeptune import tasks
+
+STAGES = tasks.SPLITS
 FLUSH_EVERY = 32  # batches between metric updates: one update costs about a whole small step
 
 
 class TaskModule(L.LightningModule):
-    """Logs {stage}/loss and the task's metrics per epoch; subclasses define `_metrics()` and
-    `loss()`.
+    """Logs {stage}/loss and the task's metrics per epoch; a subclass names its `task`.
 
     Metrics accumulate in torchmetrics objects and are logged once per epoch: a `self.log`
     call per step costs more than a small model's whole step. For the same reason the metrics
     are updated once per `FLUSH_EVERY` batches, on the batches' outputs concatenated.
     """
+
+    task = ""  # a name in deeptune.tasks.TASKS
 
     def __init__(
         self,
@@ -43,17 +47,14 @@ class TaskModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor
         self.pretrained, self.lr_scale = set(pretrained), lr_scale  # net parameter names
-        metrics = self._metrics()
+        metrics = task_metrics(self.task, outputs)
         # ModuleDict keys may not shadow Module methods such as train(): prefix them.
         self.metrics = nn.ModuleDict({f"_{s}": metrics.clone(prefix=f"{s}/") for s in STAGES})
         self.losses = nn.ModuleDict({f"_{s}": MeanMetric() for s in STAGES})
         self.pending: dict[str, list] = {s: [] for s in STAGES}  # (outputs, y, loss, size)
 
-    def _metrics(self) -> MetricCollection:
-        raise NotImplementedError
-
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        return getattr(nn.functional, tasks.task(self.task).loss)(out, y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -147,34 +148,34 @@ class TaskModule(L.LightningModule):
 class Classifier(TaskModule):
     """Cross-entropy over `outputs` classes; logs {stage}/loss, {stage}/acc and {stage}/f1."""
 
-    def _metrics(self) -> MetricCollection:
-        return MetricCollection(
-            {
-                "acc": MulticlassAccuracy(self.outputs, average="micro"),
-                "f1": MulticlassF1Score(self.outputs, average="macro"),
-            }
-        )
-
-    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(out, y)
+    task = "classification"
 
 
 class Regressor(TaskModule):
     """Mean squared error on one number per sample; logs {stage}/loss (the MSE of the batches,
     averaged), {stage}/mse and {stage}/r2 (the coefficient of determination)."""
 
-    def _metrics(self) -> MetricCollection:
-        if self.outputs != 1:
-            raise ValueError(f"a Regressor predicts one number per sample, not {self.outputs}")
-        return MetricCollection({"mse": MeanSquaredError(), "r2": R2Score()})
+    task = "regression"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)  # (batch, 1) -> (batch,), the targets' shape
 
-    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return nn.functional.mse_loss(out, y)
+
+MODULES = {cls.task: cls for cls in (Classifier, Regressor)}
 
 
 def module_class(task: str) -> type[TaskModule]:
-    """The LightningModule for a data set's task ("classification" or "regression")."""
-    return {"classification": Classifier, "regression": Regressor}[task]
+    """The LightningModule for a data set's task (a name in deeptune.tasks.TASKS)."""
+    return MODULES[task]
+
+
+def task_metrics(task: str, outputs: int) -> MetricCollection:
+    """The task's metrics (deeptune.tasks), as torchmetrics objects: a classification's take the
+    number of classes."""
+    spec = tasks.task(task)
+    if not spec.classes and outputs != 1:
+        raise ValueError(f"a {task} predicts one number per sample, not {outputs}")
+    extra = {"num_classes": outputs} if spec.classes else {}
+    return MetricCollection(
+        {m.name: get_class(m.metric)(**extra, **m.kwargs) for m in spec.metrics}
+    )

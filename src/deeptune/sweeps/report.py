@@ -8,21 +8,20 @@ folder, copied from another machine included, and never imports torch.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from rich.console import Console
 from rich.table import Table
 from scipy import stats
 
-from deeptune.cli import fail
+from deeptune import tasks
+from deeptune.errors import fail
+from deeptune.outputs import read_run, read_yaml
 from deeptune.sweeps import plots
 
-SPLITS = ("train", "val", "test")
 IGNORED = ("hydra.", "optuna.")  # the launcher's and the sweeper's plumbing, not hyper-parameters
 STATE_RANK = {"completed": 0, "pruned": 1}  # the jobs table's order after the metric; rest last
 STUDY_STATES = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed"}
@@ -43,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"{args.dir} is not a multirun folder: no job folders with .hydra/overrides.yaml")
     objective = jobs[0]["config"].get("optimized_metric", "val/acc")  # what the sweep optimised
     metric = args.metric or objective
-    if metric.partition("/")[0] not in SPLITS or not metric.partition("/")[2]:
+    if metric.partition("/")[0] not in tasks.SPLITS or not metric.partition("/")[2]:
         fail(f"--metric={metric} is invalid: must be <split>/<name>, e.g. test/acc")
     study = load_study(sweep)
     df, varied = job_table(jobs, metric, study)
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(done) and done["value"].isna().all():
         fail(f"no completed job has {metric} in its metrics.json")
 
-    direction = "min" if metric.endswith(("loss", "mse")) else "max"  # acc, f1, r2: higher
+    direction = tasks.direction(metric.partition("/")[2])
     if study is not None and metric == objective and len(study.directions) == 1:
         direction = "max" if study.direction.name == "MAXIMIZE" else "min"
     agg = aggregate(df, varied, direction)
@@ -72,22 +71,16 @@ def read_jobs(sweep: Path) -> list[dict]:
 
 
 def read_job(path: Path) -> dict:
+    """A job's records (deeptune.outputs.read_run), its overrides as {key: value}."""
+    run = read_run(path)
     overrides = {}
-    for item in yaml.safe_load((path / ".hydra" / "overrides.yaml").read_text()) or []:
+    for item in run["overrides"]:
         key, _, value = item.partition("=")
         name = key.lstrip("+~")
         if not name.startswith(IGNORED):
             overrides[name] = "(removed)" if key.startswith("~") else parse(value)
-    # config.yaml is resolved; a job that failed before writing it still has Hydra's copy.
-    config = path / "config.yaml"
-    config = config if config.is_file() else path / ".hydra" / "config.yaml"
-    metrics = path / "metrics.json"
-    return {
-        "job": int(path.name) if path.name.isdigit() else path.name,
-        "overrides": overrides,
-        "config": (yaml.safe_load(config.read_text()) if config.is_file() else None) or {},
-        "metrics": json.loads(metrics.read_text()) if metrics.is_file() else None,
-    }
+    job = int(path.name) if path.name.isdigit() else path.name
+    return {**run, "job": job, "overrides": overrides}
 
 
 def parse(value: str):
@@ -108,7 +101,7 @@ def load_study(sweep: Path):
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    results = yaml.safe_load(results_file.read_text()) or {}
+    results = read_yaml(results_file) or {}
     storage = str(results.get("storage") or "")
     if storage.startswith("sqlite:///"):
         db = Path(storage.removeprefix("sqlite:///").split("?")[0])

@@ -2,13 +2,12 @@
 
 Each trial is one Hydra job in <sweep dir>/<trial number>. The job gets the study's address
 in `optuna.storage`, `optuna.study_name` and `optuna.trial`, so that it can report its
-per-epoch metric and be pruned (deeptune.sweeps.pruning). One sweeper process per study:
+per-epoch metric and be pruned (deeptune.callbacks.pruning). One sweeper process per study:
 trials still RUNNING when a sweep starts are taken to be left over from a killed sweep.
 """
 
 import logging
 import math
-import os
 import signal
 import threading
 import time
@@ -18,16 +17,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
-from hydra.core.override_parser.types import Quote, QuotedString
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 from optuna.trial import Trial, TrialState
 from sqlalchemy.engine import make_url
 
+from deeptune.sweeps import study as contract
+from deeptune.threads import launcher_jobs
+
 from . import _results
 from ._space import SearchSpace, format_value, parse
-from .config import DIRECTIONS, PRUNER_ATTR, SAMPLERS, SweepError, make_pruner
+from .config import DIRECTIONS, SAMPLERS, SweepError
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,16 @@ def run_sweep(sweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
     if s.sampler == "grid":
         n_trials = min(n_trials, math.prod(len(v) for v in space.grid().values()))
     pruner_spec = {"name": s.pruner, "args": s.pruner_args}
-    study = _open_study(
-        storage, study_name, sampler, make_pruner(pruner_spec), _direction(s, config)
-    )
-    study.set_user_attr(PRUNER_ATTR, pruner_spec)
+    try:
+        pruner = contract.make_pruner(pruner_spec)
+    except ValueError as err:
+        raise SweepError(str(err)) from None
+    study = _open_study(storage, study_name, sampler, pruner, _direction(s, config))
+    study.set_user_attr(contract.PRUNER_ATTR, pruner_spec)
     _recover_interrupted(study)
 
     metric = config.get("optimized_metric") or "value"
-    batch_size = s.n_jobs or _launcher_parallelism(config)
+    batch_size = s.n_jobs or launcher_jobs(config.hydra.get("launcher"))
     results_path = sweep_dir / "optimization_results.yaml"
     returns = []
     with _sigterm_as_keyboard_interrupt():
@@ -127,13 +130,13 @@ def _open_study(storage: str, name: str, sampler, pruner, direction: str) -> opt
 def _recover_interrupted(study: optuna.Study) -> None:
     """Trials a killed sweep left RUNNING: mark them and queue their params to run again."""
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        _abandon(study, Trial(study, frozen._trial_id), "interrupted: the sweep stopped")
+        _abandon(study, contract.live_trial(study, frozen), "interrupted: the sweep stopped")
         log.warning("trial %d was left running by a stopped sweep: queued again", frozen.number)
 
 
 def _abandon(study: optuna.Study, trial: Trial, reason: str) -> None:
     """FAIL with interrupted=True (not counted towards n_trials); its params run again later."""
-    if study._storage.get_trial(trial._trial_id).state.is_finished():
+    if contract.is_finished(study, trial):
         return
     trial.set_user_attr("interrupted", True)
     trial.set_user_attr("error", reason)
@@ -203,15 +206,7 @@ def _check_failure_rate(study, n_trials: int, max_rate: float, results_path: Pat
 
 
 def _trial_overrides(space: SearchSpace, params: dict, storage: str, name: str, number: int):
-    def quote(text: str) -> str:
-        return QuotedString(text=text, quote=Quote.single).with_quotes()
-
-    return [
-        *space.overrides(params),
-        f"optuna.storage={quote(storage)}",
-        f"optuna.study_name={quote(name)}",
-        f"optuna.trial={number}",
-    ]
+    return [*space.overrides(params), *contract.trial_overrides(storage, name, number)]
 
 
 def _sampler(s, space: SearchSpace):
@@ -280,11 +275,3 @@ def _sigterm_as_keyboard_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _launcher_parallelism(config) -> int:
-    """Trials to launch at once when n_jobs is null: what the launcher runs in parallel."""
-    n_jobs = (config.hydra.get("launcher") or {}).get("n_jobs")
-    if n_jobs is None:
-        return 1
-    return int(n_jobs) if n_jobs >= 1 else os.cpu_count() or 1  # joblib's -1: every core

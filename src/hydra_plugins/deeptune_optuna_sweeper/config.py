@@ -4,14 +4,13 @@ Hydra's plugin scan imports this module at every start, single runs included, so
 nothing heavy: Optuna classes are named by their dotted paths and loaded only when used.
 """
 
-import inspect
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.errors import CompactHydraException
-from hydra.utils import get_class
+
+from deeptune.sweeps.study import PRUNERS  # noqa: F401  (the contract with the trials)
 
 SAMPLERS = {
     "tpe": "optuna.samplers.TPESampler",
@@ -24,18 +23,7 @@ SAMPLERS = {
 # Optuna imports these only when the sampler runs, so a missing one would fail mid-sweep.
 SAMPLER_NEEDS = {"cmaes": ["cmaes"], "gp": ["torch", "scipy"], "qmc": ["scipy"]}
 
-PRUNERS = {
-    "none": "optuna.pruners.NopPruner",
-    "median": "optuna.pruners.MedianPruner",
-    "percentile": "optuna.pruners.PercentilePruner",
-    "hyperband": "optuna.pruners.HyperbandPruner",
-    "successive_halving": "optuna.pruners.SuccessiveHalvingPruner",
-}
 DIRECTIONS = {"minimize": "minimize", "min": "minimize", "maximize": "maximize", "max": "maximize"}
-
-# Storage keeps a study's trials but not its pruner: the sweeper writes the pruner's name and
-# arguments here, and each trial's job rebuilds it (deeptune.sweeps.pruning).
-PRUNER_ATTR = "deeptune_pruner"
 
 
 class SweepError(CompactHydraException):
@@ -65,29 +53,3 @@ class OptunaSweeperConf:
 ConfigStore.instance().store(
     group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="deeptune"
 )
-
-
-def make_pruner(spec: dict | None):
-    """The Optuna pruner for {"name": ..., "args": {...}} (None: no pruning)."""
-    spec = spec or {"name": "none", "args": {}}
-    name, args = spec["name"], dict(spec.get("args") or {})
-    if name not in PRUNERS:
-        raise SweepError(f"hydra.sweeper.pruner={name!r} is invalid: one of {', '.join(PRUNERS)}")
-    cls = get_class(PRUNERS[name])
-    # Presets carry arguments for the pruners that take them (n_startup_trials, ...); a pruner
-    # drops those meant for another one, but a name no pruner knows is a typo.
-    known = inspect.signature(cls).parameters
-    anywhere = {
-        p for path in PRUNERS.values() for p in inspect.signature(get_class(path)).parameters
-    }
-    if typos := sorted(set(args) - anywhere):
-        raise SweepError(
-            f"hydra.sweeper.pruner_args={args} for pruner={name}: no pruner takes {typos}"
-        )
-    if dropped := sorted(set(args) - set(known)) if name != "none" else []:
-        logging.getLogger(__name__).warning("pruner=%s ignores pruner_args %s", name, dropped)
-    args = {k: v for k, v in args.items() if k in known}
-    try:
-        return cls(**args)
-    except (TypeError, ValueError) as err:
-        raise SweepError(f"hydra.sweeper.pruner_args={args} for pruner={name}: {err}") from None

@@ -1,7 +1,7 @@
 """The experiments, in the order of the lab's index: one module each, with its sweeps, its
 analysis and a `verdict` that is a pure function of a results DataFrame."""
 
-from deeptune.lab.core import Experiment
+from deeptune.lab.experiment import Experiment
 from deeptune.lab.experiments import (
     batch_size,
     depth,

@@ -3,17 +3,11 @@
 import numpy as np
 import pandas as pd
 
-from deeptune.lab.core import (
-    Experiment,
-    Report,
-    Sweep,
-    column,
-    completed,
-    figure,
-    mean_std,
-    num,
-    stats,
-)
+from deeptune.lab.experiment import Experiment, Sweep
+from deeptune.lab.figures import figure
+from deeptune.lab.report import Report
+from deeptune.lab.results import column, completed
+from deeptune.lab.text import mean_std, num, stats
 
 
 def results(jobs: pd.DataFrame) -> pd.DataFrame:

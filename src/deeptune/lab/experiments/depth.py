@@ -3,20 +3,11 @@
 import numpy as np
 import pandas as pd
 
-from deeptune.lab.core import (
-    Experiment,
-    Report,
-    Sweep,
-    band,
-    column,
-    completed,
-    figure,
-    final_metrics,
-    mean_std,
-    num,
-    pm,
-    stats,
-)
+from deeptune.lab.experiment import Experiment, Sweep
+from deeptune.lab.figures import band, figure
+from deeptune.lab.report import Report
+from deeptune.lab.results import column, completed, final_metrics
+from deeptune.lab.text import mean_std, num, pm, stats
 
 
 def results(jobs: pd.DataFrame) -> pd.DataFrame:

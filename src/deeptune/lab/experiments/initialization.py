@@ -6,21 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from deeptune.lab.core import (
-    Experiment,
-    Report,
-    Sweep,
-    completed,
-    figure,
-    listing,
-    mean_pm,
-    num,
-    seeds_phrase,
-    stats,
-    step0_grad_norms,
-)
+from deeptune.lab.experiment import Experiment, Sweep
+from deeptune.lab.figures import figure
+from deeptune.lab.report import Report
+from deeptune.lab.results import completed, step0_grad_norms
+from deeptune.lab.text import listing, mean_pm, num, seeds_phrase, stats
 
 INITS = {
     "zeros": "zeros",
@@ -33,27 +24,20 @@ INITS = {
 
 def activation_scales(job: str | Path, samples: int = 512) -> dict[str, float]:
     """The std of each hidden block's output at initialisation, on the job's first training
-    samples: the job's config.yaml rebuilt through deeptune's builders, seeded as train.py
+    samples: the job rebuilt by deeptune.run.saved without a checkpoint, seeded as train.py
     seeds it, so the weights are the ones the job started from. {} if it cannot be rebuilt."""
-    config = Path(job) / "config.yaml"
-    if not config.is_file():
+    if not (Path(job) / "config.yaml").is_file():
         return {}
-    import lightning as L
     import torch
-    from omegaconf import OmegaConf
 
-    from deeptune import builders
+    from deeptune.run.saved import load_run
 
     torch.set_num_threads(1)
-    cfg = OmegaConf.create(yaml.safe_load(config.read_text()))
     try:
-        table = builders.source(cfg)
-        dm = builders.datamodule(cfg, table)
-        dm.setup()
-        L.seed_everything(cfg.seed, verbose=False)  # as train.py does before building the model
-        net = builders.module(cfg, dm).net
+        run = load_run(job)
     except Exception:  # a model or data set the lab does not know how to rebuild
         return {}
+    net, dm = run.model.net, run.datamodule
     blocks = {n: m for n, m in net.named_modules() if re.fullmatch(r"hidden\.\d+", n)}
     out: dict[str, float] = {}
     hooks = [
@@ -157,13 +141,9 @@ def _chance(ctx, df) -> float:
     """1 / the number of classes of the sweep's data set (0.1 on the digits)."""
     jobs = ctx.jobs("main")
     try:
-        from omegaconf import OmegaConf
+        from deeptune.run.saved import load_run
 
-        from deeptune import builders
-
-        path = Path(jobs["path"].iloc[0]) / "config.yaml"
-        table = builders.source(OmegaConf.create(yaml.safe_load(path.read_text())))
-        return 1 / max(len(table.classes), 1)
+        return 1 / max(len(load_run(jobs["path"].iloc[0]).table.classes), 1)
     except Exception:
         return 0.1
 

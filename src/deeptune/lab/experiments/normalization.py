@@ -4,17 +4,11 @@ batches of 2."""
 import numpy as np
 import pandas as pd
 
-from deeptune.lab.core import (
-    Experiment,
-    Report,
-    Sweep,
-    column,
-    completed,
-    figure,
-    mean_std,
-    num,
-    seeds_phrase,
-)
+from deeptune.lab.experiment import Experiment, Sweep
+from deeptune.lab.figures import figure
+from deeptune.lab.report import Report
+from deeptune.lab.results import column, completed
+from deeptune.lab.text import mean_std, num, seeds_phrase
 
 NAMES = {"none": "no normalisation", "batch": "batch norm", "layer": "layer norm"}
 

@@ -5,21 +5,11 @@ import math
 import numpy as np
 import pandas as pd
 
-from deeptune.lab.core import (
-    Experiment,
-    Report,
-    Sweep,
-    band,
-    column,
-    completed,
-    curves,
-    figure,
-    listing,
-    mean_curves,
-    mean_pm,
-    num,
-    seeds_phrase,
-)
+from deeptune.lab.experiment import Experiment, Sweep
+from deeptune.lab.figures import band, figure, mean_curves
+from deeptune.lab.report import Report
+from deeptune.lab.results import column, completed, curves
+from deeptune.lab.text import listing, mean_pm, num, seeds_phrase
 
 
 def results(jobs: pd.DataFrame) -> pd.DataFrame:

@@ -2,19 +2,11 @@
 
 import pandas as pd
 
-from deeptune.lab.core import (
-    Experiment,
-    Report,
-    Sweep,
-    band,
-    column,
-    completed,
-    figure,
-    listing,
-    mean_std,
-    num,
-    stats,
-)
+from deeptune.lab.experiment import Experiment, Sweep
+from deeptune.lab.figures import band, figure
+from deeptune.lab.report import Report
+from deeptune.lab.results import column, completed
+from deeptune.lab.text import listing, mean_std, num, stats
 
 LEARNED = 0.5  # test r2 above this: the net learned the task (r2 0 = predicting the mean)
 

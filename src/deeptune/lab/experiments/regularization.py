@@ -4,25 +4,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from deeptune.lab.core import (
-    Experiment,
-    Report,
-    Sweep,
-    band,
-    column,
-    completed,
-    figure,
-    final_metrics,
-    last_epoch,
-    mean_curves,
-    mean_std,
-    num,
-    pm,
-    seeds_phrase,
-    stats,
-)
+from deeptune.lab.experiment import Experiment, Sweep
+from deeptune.lab.figures import band, figure, mean_curves
+from deeptune.lab.report import Report
+from deeptune.lab.results import column, completed, final_metrics, last_epoch
+from deeptune.lab.text import mean_std, num, pm, seeds_phrase, stats
+from deeptune.outputs import read_run
 
 
 def results(jobs: pd.DataFrame) -> pd.DataFrame:
@@ -229,7 +217,7 @@ def analyze(ctx) -> Report:
 def _train_size(df: pd.DataFrame) -> str:
     """'10% of the training split' from the first job's config."""
     try:
-        cfg = yaml.safe_load((Path(df["path"].iloc[0]) / "config.yaml").read_text())
+        cfg = read_run(Path(df["path"].iloc[0]))["config"]
         return f"{cfg['data'].get('train_fraction', 1.0):.0%} of the training split"
     except (IndexError, OSError, KeyError, TypeError, AttributeError):
         return "a subset of the training split"

@@ -3,16 +3,11 @@
 import numpy as np
 import pandas as pd
 
-from deeptune.lab.core import (
-    Experiment,
-    Report,
-    Sweep,
-    completed,
-    figure,
-    listing,
-    num,
-    plural,
-)
+from deeptune.lab.experiment import Experiment, Sweep
+from deeptune.lab.figures import figure
+from deeptune.lab.report import Report
+from deeptune.lab.results import completed
+from deeptune.lab.text import listing, num, plural
 
 
 def results(jobs: pd.DataFrame, split: str = "test") -> pd.DataFrame:

@@ -3,17 +3,11 @@
 import numpy as np
 import pandas as pd
 
-from deeptune.lab.core import (
-    Experiment,
-    Report,
-    Sweep,
-    band,
-    column,
-    figure,
-    listing,
-    num,
-    pm,
-)
+from deeptune.lab.experiment import Experiment, Sweep
+from deeptune.lab.figures import band, figure
+from deeptune.lab.report import Report
+from deeptune.lab.results import column
+from deeptune.lab.text import listing, num, pm
 
 SAMPLERS = ("grid", "random", "tpe")
 SEEDS = {"tiny": 1, "small": 5, "full": 10}

@@ -2,21 +2,11 @@
 
 import pandas as pd
 
-from deeptune.lab.core import (
-    Experiment,
-    Report,
-    Sweep,
-    band,
-    column,
-    completed,
-    figure,
-    geomean,
-    listing,
-    num,
-    seeds_phrase,
-    stats,
-    step0_ratio,
-)
+from deeptune.lab.experiment import Experiment, Sweep
+from deeptune.lab.figures import band, figure
+from deeptune.lab.report import Report
+from deeptune.lab.results import column, completed, step0_ratio
+from deeptune.lab.text import geomean, listing, num, seeds_phrase, stats
 
 THRESHOLD = 1e-2  # the gradient-health callback's default vanishing_ratio
 

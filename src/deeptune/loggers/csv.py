@@ -1,4 +1,4 @@
-"""Loggers that need a change from Lightning's own."""
+"""Lightning's CSVLogger, appending to metrics.csv when a run resumes in its folder."""
 
 import csv
 

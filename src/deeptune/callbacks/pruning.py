@@ -1,40 +1,21 @@
 """A trial's side of Optuna pruning: report the metric each epoch, stop when the pruner says so.
 
 hydra/sweeper=optuna runs every trial with optuna.storage, optuna.study_name and optuna.trial
-set; builders.callbacks() then adds OptunaPruning. Stopping raises optuna.TrialPruned, which
-train.py records in metrics.json ("status": "pruned") and the sweeper records in the study.
+set (deeptune.sweeps.study); `optuna_pruning` then opens the trial. Stopping raises
+optuna.TrialPruned, which the run records in metrics.json ("status": "pruned") and the sweeper
+in the study.
 """
 
 import optuna
 from lightning.pytorch.callbacks import Callback
-from omegaconf import DictConfig
 
 from deeptune.errors import ConfigError
-from hydra_plugins.deeptune_optuna_sweeper.config import PRUNER_ATTR, make_pruner
+from deeptune.sweeps.study import open_trial
 
 
 class OptunaPruning(Callback):
     def __init__(self, trial: optuna.Trial, monitor: str):
         self.trial, self.monitor = trial, monitor
-
-    @classmethod
-    def from_config(cls, cfg: DictConfig) -> "OptunaPruning":
-        storage, name, number = cfg.optuna.storage, cfg.optuna.study_name, cfg.optuna.trial
-        try:
-            study = optuna.load_study(study_name=name, storage=storage)
-            trial_id = study._storage.get_trial_id_from_study_id_trial_number(
-                study._study_id, int(number)
-            )
-        except KeyError:
-            raise ConfigError(
-                "optuna.trial",
-                number,
-                f"no such trial in study {name!r} at {storage} "
-                "(hydra/sweeper=optuna sets the optuna.* keys; leave them null otherwise)",
-            ) from None
-        # The pruner is not stored with the study: the sweeper left its name and arguments.
-        study.pruner = make_pruner(study.user_attrs.get(PRUNER_ATTR))
-        return cls(optuna.Trial(study, trial_id), cfg.optimized_metric)
 
     @property
     def _train_metric(self) -> bool:
@@ -62,3 +43,24 @@ class OptunaPruning(Callback):
         # next collective: rank 0's decision is broadcast (a no-op in a single process).
         if trainer.strategy.broadcast(prune, src=0):
             raise optuna.TrialPruned(f"pruned at epoch {epoch} ({self.monitor}={value:.4f})")
+
+
+def optuna_pruning(
+    storage: str | None = None,
+    study_name: str | None = None,
+    trial: int | None = None,
+    monitor: str = "val/acc",
+) -> OptunaPruning | None:
+    """The callback of a trial of hydra/sweeper=optuna (the `optuna.*` keys), or None outside
+    such a sweep."""
+    if trial is None:
+        return None
+    try:
+        return OptunaPruning(open_trial(storage, study_name, int(trial)), monitor)
+    except KeyError:
+        raise ConfigError(
+            "optuna.trial",
+            trial,
+            f"no such trial in study {study_name!r} at {storage} "
+            "(hydra/sweeper=optuna sets the optuna.* keys; leave them null otherwise)",
+        ) from None

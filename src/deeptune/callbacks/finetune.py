@@ -1,29 +1,12 @@
-"""Fine-tuning: start from a trained model's weights, freeze some hidden layers for a while.
-
-Tensors are copied where name and shape match; a head for another number of classes keeps
-its fresh initialisation. The Classifier gives the loaded hidden layers `lr_scale` times the
-head's learning rate (see Classifier.configure_optimizers).
-"""
+"""Fine-tuning's frozen layers: hidden layers kept frozen for a number of epochs, then trained at
+`lr_scale` times the head's rate. Loading the pretrained weights is deeptune.models.pretrained."""
 
 import logging
 
-import torch
 from lightning.pytorch.callbacks import BaseFinetuning
 from torch import nn
 
 log = logging.getLogger(__name__)
-
-
-def load_pretrained(net: nn.Module, path: str) -> dict:
-    """Copy the matching tensors of checkpoint `path` into `net`; {'loaded': [...], 'skipped'}."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    saved = {k.removeprefix("net."): v for k, v in saved.items() if k.startswith("net.")}
-    own = net.state_dict()
-    loaded = [k for k, v in own.items() if k in saved and saved[k].shape == v.shape]
-    skipped = [k for k in own if k not in loaded]
-    net.load_state_dict({k: saved[k] for k in loaded}, strict=False)
-    log.info("finetune: loaded %d tensors from %s; skipped %s", len(loaded), path, skipped)
-    return {"from": str(path), "loaded": loaded, "skipped": skipped}
 
 
 class FreezeLayers(BaseFinetuning):
@@ -48,3 +31,10 @@ class FreezeLayers(BaseFinetuning):
 
     def report(self) -> dict:
         return {"finetune": {"freeze": self.layers, "freeze_epochs": self.epochs}}
+
+
+def freeze_layers(
+    layers: list[int] = (), epochs: int | None = None, lr_scale: float = 1.0
+) -> FreezeLayers | None:
+    """The callback of `finetune.freeze` (configs/train.yaml), or None when nothing is frozen."""
+    return FreezeLayers(layers, epochs, lr_scale) if layers else None

@@ -48,3 +48,8 @@ class StepwiseUnfreeze(BaseFinetuning):
         # The plan up to the last epoch trained (a resumed run included): layers that unfroze.
         done = [stage for stage in self.plan if stage["epoch"] < self.epochs_started]
         return {"stepwise": {"strategy": self.strategy, "every": self.every, "schedule": done}}
+
+
+def stepwise_unfreeze(strategy: str = "none", every: int = 2) -> StepwiseUnfreeze | None:
+    """The callback of `stepwise.strategy` (configs/train.yaml), or None for `none`."""
+    return None if strategy == "none" else StepwiseUnfreeze(strategy, every)

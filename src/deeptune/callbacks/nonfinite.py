@@ -1,4 +1,4 @@
-"""Callbacks that Lightning does not ship."""
+"""Stop at the first NaN / inf training loss."""
 
 import math
 

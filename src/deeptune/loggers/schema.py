@@ -1,0 +1,59 @@
+"""The schema of configs/logger/*.yaml: where metrics go."""
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from deeptune.schema import Allowed, Label, Name, Node, Path, PosInt, Text, schema
+
+Version = Name | Annotated[int, Field(ge=0)] | Literal[""] | None
+# W&B refuses run ids and project names with these characters.
+WandbId = Annotated[
+    str,
+    Field(pattern=r"^[^/\\#?%:\s]{1,128}$"),
+    Allowed("an id (up to 128 characters, none of / \\ # ? % : or spaces)"),
+]
+
+
+@schema("deeptune.loggers.csv.CSVLogger")
+class CSVLoggerNode(Node):
+    save_dir: Path = None
+    name: Name | None = None
+    version: Version = None
+    prefix: Text = None
+    flush_logs_every_n_steps: PosInt = None
+
+
+@schema("lightning.pytorch.loggers.TensorBoardLogger")
+class TensorBoardLoggerNode(Node):  # and SummaryWriter's **kwargs
+    model_config = {"extra": "allow"}
+    save_dir: Path = None
+    name: Name | None = None
+    version: Version = None
+    prefix: Text = None
+    log_graph: bool = None
+    default_hp_metric: bool = None
+    sub_dir: Path | None = None
+
+
+@schema("deeptune.loggers.wandb.WandbLogger", "lightning.pytorch.loggers.WandbLogger")
+class WandbLoggerNode(Node):  # and wandb.init's **kwargs
+    model_config = {"extra": "allow"}
+    name: Label | None = None
+    save_dir: Path = None
+    version: WandbId | None = None
+    offline: bool = None
+    dir: Path | None = None
+    id: WandbId | None = None
+    anonymous: bool | None = None
+    project: WandbId | None = None
+    log_model: bool | Literal["all"] = None
+    prefix: Text = None
+    checkpoint_name: Text | None = None
+    add_file_policy: Literal["mutable", "immutable"] = None
+    # wandb.init's own, set in configs/logger/wandb.yaml
+    entity: WandbId | None = None
+    group: Label | None = None
+    tags: list[Label] = None
+    job_type: Label | None = None
+    resume: Literal["allow", "must", "never", "auto"] | bool | None = None

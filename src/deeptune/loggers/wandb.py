@@ -1,0 +1,45 @@
+"""Lightning's WandbLogger with two defaults a resumable, key-less run needs."""
+
+import hashlib
+import logging
+import netrc
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from lightning.pytorch.loggers import WandbLogger as _WandbLogger
+
+log = logging.getLogger(__name__)
+
+
+def has_api_key() -> bool:
+    """An API key in WANDB_API_KEY or in the netrc file that `wandb login` writes."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlsplit(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).netloc
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+class WandbLogger(_WandbLogger):
+    """A run id fixed by the run folder, and offline logging when there is no API key.
+
+    The id makes a resumed or requeued run continue its own W&B run instead of starting a new
+    one; without a key W&B would prompt for one or fail, so it logs offline and says how to
+    upload. Every argument is Lightning's (and W&B's, through **kwargs).
+    """
+
+    def __init__(self, save_dir: str = ".", id: str | None = None, offline: bool = False, **kwargs):
+        if id is None:
+            id = hashlib.sha1(str(Path(save_dir).resolve()).encode()).hexdigest()[:16]
+        if not (offline or os.environ.get("WANDB_MODE") or has_api_key()):
+            offline = True
+            log.warning(
+                "W&B: no API key found, logging offline to %s/wandb; upload later with "
+                "`wandb sync %s/wandb/offline-run-*`",
+                save_dir,
+                save_dir,
+            )
+        super().__init__(save_dir=save_dir, id=id, offline=offline, **kwargs)

@@ -1,0 +1,71 @@
+"""Ensembles of restarts: each member's best checkpoint predicts, the predictions combine.
+
+Classification: mean_prob, mean_logit or majority_vote; regression: the members' predictions
+are averaged (mean_logit: the mean of the raw outputs; the other two have no meaning for numbers
+and are refused by deeptune.config). The combined predictions are scored by the task's own
+metrics, the same torchmetrics objects the modules log (deeptune.models.module.task_metrics).
+
+`ensemble.yaml` in the run folder lists the method and the members, so
+`python eval.py ckpt_path=<run>/ensemble.yaml` evaluates the same ensemble again.
+"""
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from deeptune.errors import ConfigError
+from deeptune.models.module import task_metrics
+from deeptune.run.saved import load_run
+
+MANIFEST = "ensemble.yaml"
+
+
+def member_outputs(model, datamodule, splits) -> dict[str, torch.Tensor]:
+    """One member's outputs on whole splits: logits, or predicted numbers (eval mode, no grad)."""
+    with torch.no_grad():
+        return {s: model(datamodule.tensors[s][0].cpu()) for s in splits}
+
+
+def combine(logits: torch.Tensor, method: str) -> torch.Tensor:
+    """(members, samples, classes) logits -> predicted classes; (members, samples) predicted
+    numbers -> their mean."""
+    if logits.dim() == 2:  # regression
+        return logits.mean(0)
+    if method == "mean_prob":
+        return logits.softmax(-1).mean(0).argmax(-1)
+    if method == "mean_logit":
+        return logits.mean(0).argmax(-1)
+    # majority_vote: torch.mode breaks ties towards the smallest class index.
+    return logits.argmax(-1).mode(0).values
+
+
+def evaluate(method: str, ckpts: list[Path], splits, table=None) -> dict:
+    """{split: {metric: value}} of the combined members; all share the first member's split."""
+    members = [load_run(ckpt, ckpt=ckpt, table=table) for ckpt in ckpts]
+    first = members[0]
+    per_member = [member_outputs(m.model, first.datamodule, splits) for m in members]
+    out = {}
+    for split in splits:
+        preds = combine(torch.stack([m[split] for m in per_member]), method)
+        y = first.datamodule.tensors[split][1].cpu()
+        metrics = task_metrics(first.datamodule.task, first.datamodule.num_outputs)
+        out[split] = {name: float(value) for name, value in metrics(preds, y).items()}
+    return out
+
+
+def save_manifest(out_dir: Path, method: str, ckpts: list[Path]) -> Path:
+    """Member paths relative to the run folder, so the folder can move."""
+    members = [str(Path(c).resolve().relative_to(out_dir.resolve())) for c in ckpts]
+    path = out_dir / MANIFEST
+    path.write_text(yaml.safe_dump({"method": method, "members": members}, sort_keys=False))
+    return path
+
+
+def load_manifest(path: Path) -> tuple[str, list[Path]]:
+    manifest = yaml.safe_load(path.read_text())
+    method, ckpts = manifest["method"], [path.parent / m for m in manifest["members"]]
+    for ckpt in ckpts:
+        if not ckpt.is_file():
+            raise ConfigError("ckpt_path", str(path), f"its member {ckpt} does not exist")
+    return method, ckpts

@@ -1,0 +1,135 @@
+"""One model: built from the config, fitted, its kept checkpoint tested, its metrics returned.
+
+Every run mode repeats `fit_one` (deeptune.run.repeat). A fit that fails still leaves its
+record: metrics.json with status failed (or pruned, for a trial its sweep stopped), the reason,
+and what the callbacks had measured by then.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from deeptune import builders, outputs
+from deeptune.config import validate_against_model
+from deeptune.run import blame, ddp, resume
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Parts:
+    """What one fit is made of, each built from its config node."""
+
+    datamodule: object
+    model: object
+    loggers: dict
+    callbacks: dict
+    trainer: object
+
+
+def assemble(cfg: DictConfig, table) -> Parts:
+    """Build the data module, the model, the loggers, the callbacks and the trainer."""
+    datamodule = builders.datamodule(cfg, table)
+    model = builders.module(cfg, datamodule)
+    validate_against_model(cfg, model.net)
+    loggers = builders.loggers(cfg)
+    callbacks = builders.callbacks(cfg, has_logger=bool(loggers))
+    trainer = builders.trainer(
+        cfg, callbacks=list(callbacks.values()), logger=list(loggers.values()) or False
+    )
+    return Parts(datamodule, model, loggers, callbacks, trainer)
+
+
+def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
+    """Fit, evaluate the kept checkpoint; (metrics, whether this process is rank 0)."""
+    import lightning as L
+
+    ckpt = resume.resume_point(cfg)
+    out_dir = Path(cfg.paths.output_dir)
+    ddp.use_job_commands(str(out_dir))
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    parts = assemble(cfg, table)
+    trainer = parts.trainer
+    if trainer.is_global_zero:
+        outputs.save_config(cfg, out_dir)
+    try:
+        with blame.blamed(blame.owners(parts, cfg)):
+            metrics = _fit_and_test(cfg, parts, ckpt)
+            if trainer.is_global_zero and (cfg.report.confusion or cfg.report.tsne):
+                from deeptune.diagnostics.final_model import final_report
+
+                loggers = list(parts.loggers.values())
+                metrics["report"] = final_report(
+                    cfg, parts.model, parts.datamodule, out_dir, loggers
+                )
+        log.info("rank %d of %d: %s", trainer.global_rank, trainer.world_size, metrics)
+        return metrics, trainer.is_global_zero
+    except Exception as err:
+        if trainer.is_global_zero:
+            outputs.save_metrics(_failure(err, trainer, cfg), out_dir)
+        raise
+    finally:
+        _finish_wandb(parts.loggers)
+        ddp.end_process_group()
+
+
+def _failure(err: Exception, trainer, cfg: DictConfig) -> dict:
+    """The record of a fit that stopped: pruned by its sweep, or failed, and why."""
+    pruned = type(err).__name__ == "TrialPruned"
+    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    record = {"status": "pruned" if pruned else "failed", "reason": reason}
+    record.update(epochs=trainer.current_epoch, seed=cfg.seed)
+    _add_callback_reports(record, trainer)  # e.g. the gradient-health verdict
+    return record
+
+
+def _fit_and_test(cfg: DictConfig, parts: Parts, ckpt: str | None) -> dict:
+    trainer, model, datamodule = parts.trainer, parts.model, parts.datamodule
+    started = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
+    fit_s = round(time.perf_counter() - started, 3)
+    metrics = {"train": outputs.split_metrics(trainer.callback_metrics).get("train", {})}
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    # Report the model that was kept: the best checkpoint when there is one.
+    evaluations = [trainer.validate] + ([trainer.test] if cfg.test else [])
+    for evaluate in evaluations:
+        results = evaluate(model, datamodule, ckpt_path=best or None, verbose=False)[0]
+        metrics.update(outputs.split_metrics(results))
+    metrics.update(
+        epochs=trainer.current_epoch,
+        best_epoch=_best_epoch(best),
+        best_checkpoint=best or None,
+        fit_s=fit_s,  # seconds inside trainer.fit: what scripts/bench_overhead.py compares
+    )
+    if report := getattr(model, "finetune_report", None):
+        metrics["finetune"] = dict(report)
+    _add_callback_reports(metrics, trainer)
+    return metrics
+
+
+def _add_callback_reports(metrics: dict, trainer) -> None:
+    """Merge each callback's `report()` (step-wise schedule, frozen layers, gradient health, the
+    learning-rate finder's rate, ...) into metrics.json's entries; two callbacks may fill the
+    same entry."""
+    for callback in trainer.callbacks:
+        for key, value in getattr(callback, "report", dict)().items():
+            metrics.setdefault(key, {}).update(value)
+
+
+def _best_epoch(path: str) -> int | None:
+    if not path:
+        return None
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)["epoch"] + 1  # 1-based
+
+
+def _finish_wandb(loggers: dict) -> None:
+    """Close the W&B run so that the next multirun job starts a run of its own."""
+    if any(type(lg).__name__ == "WandbLogger" for lg in loggers.values()):
+        import wandb
+
+        wandb.finish()

@@ -1,0 +1,138 @@
+"""One model, or the same model several times: K folds (`cv.folds`) or N seeds (`restarts`).
+
+Both are one loop over parts. Each part's config is derived from the run's (its seed, its
+fold, its folder <run>/fold_<k>/ or <run>/restart_<i>/), so the config.yaml it saves is exactly
+what it ran, and `eval.py` on a part's checkpoint rebuilds that part. The run's metrics.json has
+the means as its train / val / test figures, the spread of every metric under `cv` or
+`restarts`, and, for restarts, their ensemble.
+
+The parts run one after another. A batched back end (the N seeds' networks stacked and trained
+in one step with torch.func) would replace `_fit_parts` and return the same list of metrics.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from deeptune import outputs
+from deeptune.config import derive
+from deeptune.run import fit
+
+SPREAD_SPLITS = ("val", "test")
+
+
+def run(cfg: DictConfig, table) -> tuple[dict, bool]:
+    """(metrics, whether this process is rank 0) of the whole run."""
+    parts = variants(cfg)
+    if not parts:
+        return fit.fit_one(cfg, table)
+    runs, is_main = _fit_parts(parts, table)
+    summary, spread = summarize(runs)
+    if cfg.cv.folds > 1:
+        summary["cv"] = {"folds": cfg.cv.folds, **spread}
+    else:
+        summary["restarts"] = {"n": len(parts), "seeds": [p.seed for p in parts], **spread}
+        if cfg.ensemble != "none" and is_main:
+            summary["ensemble"] = _ensemble(cfg, table, runs)
+    if is_main:
+        outputs.save_config(cfg, Path(cfg.paths.output_dir))
+    return summary, is_main
+
+
+def variants(cfg: DictConfig) -> list[DictConfig]:
+    """The configs of the run's parts; [] for a plain run."""
+    out = Path(cfg.paths.output_dir)
+    # A trial of an Optuna sweep reports one learning curve: K folds or N seeds would report K
+    # or N of them, so the parts leave the trial alone.
+    pruning = "optuna_pruning" in (cfg.get("callbacks") or {})
+    common: dict = {"callbacks.optuna_pruning": None} if pruning else {}
+    if cfg.cv.folds > 1:
+        return [
+            derive(cfg, {**common, "cv.fold": k, "paths.output_dir": str(out / f"fold_{k}")})
+            for k in range(cfg.cv.folds)
+        ]
+    if cfg.restarts == 1:
+        return []
+    wandb = (cfg.get("logger") or {}).get("wandb")
+    if wandb is not None and wandb.get("group") is None:
+        common["logger.wandb.group"] = out.name  # the restarts side by side in W&B
+    return [
+        derive(
+            cfg,
+            {
+                **common,
+                "seed": cfg.seed + i,
+                "restarts": 1,
+                "ensemble": "none",
+                "paths.output_dir": str(out / f"restart_{i}"),
+            },
+        )
+        for i in range(cfg.restarts)
+    ]
+
+
+def _fit_parts(parts: list[DictConfig], table) -> tuple[list[dict], bool]:
+    runs, is_main = [], True
+    for part in parts:
+        metrics, is_main = fit_part(part, table)
+        runs.append(metrics)
+    return runs, is_main
+
+
+def fit_part(cfg: DictConfig, table) -> tuple[dict, bool]:
+    """One part in its own folder, with its own metrics.json. With `resume=auto` a part that
+    finished before an interruption is read back, not fitted again."""
+    out_dir = Path(cfg.paths.output_dir)
+    done = out_dir / outputs.METRICS_FILE
+    if cfg.resume == "auto" and done.is_file():
+        return json.loads(done.read_text()), True
+    metrics, is_main = fit.fit_one(cfg, table)
+    metrics["seed"] = cfg.seed
+    if is_main:
+        outputs.save_metrics(metrics, out_dir)
+    return metrics, is_main
+
+
+def summarize(runs: list[dict]) -> tuple[dict, dict]:
+    """(the means as a run's metrics, {split: {metric: spread}} over the parts)."""
+    summary: dict = {}
+    spread: dict = {}
+    for split in ("train", *SPREAD_SPLITS):
+        names = runs[0].get(split, {})
+        values = {k: np.array([r[split][k] for r in runs]) for k in names}
+        summary[split] = {k: float(v.mean()) for k, v in values.items()}
+        if split in SPREAD_SPLITS:
+            spread[split] = {k: _spread(v) for k, v in values.items()}
+    summary["epochs"] = [r["epochs"] for r in runs]
+    summary["best_checkpoint"] = [r.get("best_checkpoint") for r in runs]
+    if "stepwise" in runs[0]:
+        summary["stepwise"] = runs[0]["stepwise"]
+    return summary, spread
+
+
+def _spread(v: np.ndarray) -> dict:
+    mean, std = float(v.mean()), float(v.std(ddof=1))
+    # Student's t: with few parts the normal 1.96 would claim too narrow an interval.
+    from scipy import stats  # imported here: it costs half a second at start-up
+
+    half = float(stats.t.ppf(0.975, len(v) - 1) * std / np.sqrt(len(v)))
+    return {
+        "mean": mean,
+        "std": std,
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "ci95": [mean - half, mean + half],
+        "runs": v.tolist(),
+    }
+
+
+def _ensemble(cfg: DictConfig, table, runs: list[dict]) -> dict:
+    from deeptune.run import ensemble
+
+    splits = ("val", "test") if cfg.test else ("val",)
+    ckpts = [Path(r["best_checkpoint"]) for r in runs]
+    figures = ensemble.evaluate(cfg.ensemble, ckpts, splits, table=table)
+    manifest = ensemble.save_manifest(Path(cfg.paths.output_dir), cfg.ensemble, ckpts)
+    return {"method": cfg.ensemble, **figures, "manifest": str(manifest)}

@@ -1,0 +1,85 @@
+"""A saved run, rebuilt from its folder: the one reader that eval, the ensembles and the lab use.
+
+`load_run` reads the run's config.yaml (deeptune.outputs), validates it as train.py did, loads
+its data set and builds its network in exactly the order `fit_one` did (seed, then data module,
+then model), so without a checkpoint the weights are the ones the run started from, and with
+one they are the ones it saved.
+"""
+
+from pathlib import Path
+from typing import NamedTuple
+
+from omegaconf import DictConfig, OmegaConf
+
+from deeptune import builders, outputs
+from deeptune.config import derive, validate, validate_against_data
+from deeptune.errors import ConfigError
+
+
+class LoadedRun(NamedTuple):
+    cfg: DictConfig
+    table: object
+    datamodule: object
+    model: object  # the LightningModule, in eval mode, on the CPU
+
+
+def run_folder(path: Path) -> Path:
+    """The run folder that holds config.yaml: `path` itself, or the run of a checkpoint
+    (<run>/checkpoints/x.ckpt, <run>/fold_k/checkpoints/x.ckpt, <run>/x.ckpt)."""
+    path = Path(path)
+    candidates = (
+        [path] if path.is_dir() else [path.parent.parent, path.parent, path.parent.parent.parent]
+    )
+    for folder in candidates:
+        if (folder / outputs.RESOLVED_CONFIG).is_file():
+            return folder
+    raise ConfigError(
+        "ckpt_path",
+        str(path),
+        f"no {outputs.RESOLVED_CONFIG} found next to its checkpoints/ folder; "
+        "pass a checkpoint written by train.py",
+    )
+
+
+def load_weights(ckpt: Path) -> dict:
+    """A Lightning checkpoint's state_dict (tensors only: weights_only=True)."""
+    import torch
+
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, not a zip, not a checkpoint at all
+        raise ConfigError(
+            "ckpt_path",
+            str(ckpt),
+            f"cannot read the checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:120]})",
+        ) from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise ConfigError("ckpt_path", str(ckpt), "not a Lightning checkpoint (no state_dict)")
+    return state["state_dict"]
+
+
+def read_config(folder: Path) -> DictConfig:
+    """The run's config, as it ran, less where it came from: rebuilding it must not resume from
+    `ckpt_path` or load the weights `finetune.from` started it with."""
+    cfg = OmegaConf.create(outputs.read_yaml(Path(folder) / outputs.RESOLVED_CONFIG))
+    return derive(cfg, {"ckpt_path": None, "finetune.from": None})
+
+
+def load_run(path: Path, ckpt: Path | None = None, table=None) -> LoadedRun:
+    """The run at `path` (its folder, or one of its checkpoints), with the weights of `ckpt`
+    when given (else as initialised). `table`: the data set, when the caller has it loaded."""
+    import lightning as L
+
+    state = load_weights(Path(ckpt)) if ckpt is not None else None
+    cfg = read_config(run_folder(path))
+    validate(cfg)
+    table = table if table is not None else builders.source(cfg)
+    validate_against_data(cfg, table)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)  # as fit_one: seed, data, model
+    datamodule = builders.datamodule(cfg, table)
+    datamodule.setup()
+    model = builders.module(cfg, datamodule, pretrained=False)
+    if state is not None:
+        model.load_state_dict(state)
+    model.eval()
+    return LoadedRun(cfg, table, datamodule, model)

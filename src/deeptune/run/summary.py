@@ -1,0 +1,57 @@
+"""The printed summary of a run: the final metrics per split, and the spread over the folds or
+the restarts (with the ensemble's figures) when the run had several parts."""
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from deeptune.outputs import metric_names
+
+
+def print_summary(title: str, metrics: dict, out_dir: Path) -> None:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("split")
+    names = metric_names(metrics)
+    for name in names:
+        table.add_column(name, justify="right")
+    for split in ("train", "val", "test"):
+        if row := metrics.get(split):
+            table.add_row(split, *(f"{row[n]:.4f}" if n in row else "-" for n in names))
+    console = Console(stderr=False)
+    console.print(table)
+    for kind in ("cv", "restarts"):
+        if spread := metrics.get(kind):
+            console.print(spread_table(spread, metrics.get("ensemble")))
+    extras = {k: metrics[k] for k in ("best_epoch", "epochs", "duration_s") if k in metrics}
+    if extras:
+        console.print("  ".join(f"{k}: {v}" for k, v in extras.items()))
+    console.print(f"run folder: {out_dir}")
+
+
+def spread_table(spread: dict, ensemble: dict | None) -> Table:
+    """Mean ± std, 95% CI, min and max over the parts; the ensemble's figures below them."""
+    if "folds" in spread:
+        title = f"{spread['folds']}-fold cross-validation (the test split is the same for all)"
+        ensemble = None
+    else:
+        title = f"{spread['n']} restarts (seeds {spread['seeds']})"
+    table = Table(title=title, header_style="bold")
+    for name in ("metric", "mean ± std", "95% CI", "min", "max"):
+        table.add_column(name, justify="left" if name == "metric" else "right")
+    for split in ("val", "test"):
+        for name, s in spread.get(split, {}).items():
+            lo, hi = s["ci95"]
+            table.add_row(
+                f"{split}/{name}",
+                f"{s['mean']:.4f} ± {s['std']:.4f}",
+                f"[{lo:.4f}, {hi:.4f}]",
+                f"{s['min']:.4f}",
+                f"{s['max']:.4f}",
+            )
+    for split in ("val", "test") if ensemble else ():
+        for name, value in ensemble.get(split, {}).items():
+            table.add_row(f"ensemble {split}/{name}", f"{value:.4f}")
+    if ensemble:
+        table.caption = f"ensemble: {ensemble['method']} of the restarts' best checkpoints"
+    return table
