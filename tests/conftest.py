@@ -1,31 +1,13 @@
-"""Shared fixtures: compose configs in-process through Hydra's compose API (no subprocess)."""
-
-import os
-import subprocess
-import sys
-from pathlib import Path
+"""Shared fixtures; what the tests import lives in tests/helpers/."""
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
+from helpers.runs import compose_cfg
 
-from deeptune.config import CONFIG_DIR
-
-ROOT = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)  # two shared cores: more threads only fight each other
 
 # Small, quiet runs; tests add their own overrides after these.
 FAST = ["logger=csv", "trainer.max_epochs=1"]
-
-
-def compose_cfg(config_name: str, overrides: list[str], out_dir: Path):
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name, overrides=overrides)
-    with open_dict(cfg):  # paths.* point at Hydra's runtime, which compose does not set
-        cfg.paths.output_dir = str(out_dir)
-        cfg.paths.root_dir = str(ROOT)
-    return cfg
 
 
 @pytest.fixture
@@ -36,16 +18,3 @@ def train_cfg(tmp_path):
         return compose_cfg("train", [*(FAST if fast else []), *overrides], tmp_path / out)
 
     return make
-
-
-def run_cli(*args, cwd: Path, env: dict | None = None, timeout=300):
-    """Run `python <script> args...` in a subprocess, as a user would."""
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", **(env or {})}
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )

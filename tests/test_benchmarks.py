@@ -1,7 +1,7 @@
 """The benchmark scripts run and print their figures (smoke tests: timings are not checked)."""
 
 import pytest
-from conftest import ROOT, run_cli
+from helpers.runs import ROOT, run_cli
 
 EXPECTED = {
     "bench_overhead.py": "fit time ratio",

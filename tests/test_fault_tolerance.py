@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT
+from helpers.runs import ROOT
 
 from deeptune.callbacks.nonfinite import NonFiniteLoss
 from deeptune.train import train

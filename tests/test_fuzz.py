@@ -10,8 +10,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import ROOT, run_cli
 from helpers.fuzz import Case, Outcome, cases, judge
+from helpers.runs import ROOT, run_cli
 
 CASES = cases()
 

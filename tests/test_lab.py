@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, compose_cfg, run_cli
+from helpers.runs import ROOT, compose_cfg, run_cli
 
 from deeptune.config import validate
 from deeptune.data.sources import Table

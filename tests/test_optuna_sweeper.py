@@ -16,7 +16,7 @@ import optuna
 import pytest
 import torch
 import yaml
-from conftest import ROOT, run_cli
+from helpers.runs import ROOT, run_cli
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException

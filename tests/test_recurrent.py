@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import compose_cfg
+from helpers.runs import compose_cfg
 from sklearn.metrics import mean_squared_error, r2_score
 
 from deeptune import builders

@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import ROOT, run_cli
+from helpers.runs import ROOT, run_cli
 from scipy import stats
 
 from deeptune.sweeps import plots, report

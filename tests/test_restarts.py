@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import compose_cfg
+from helpers.runs import compose_cfg
 from omegaconf import OmegaConf
 
 from deeptune.errors import ConfigError

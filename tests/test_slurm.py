@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, run_cli
+from helpers.runs import ROOT, run_cli
 from hydra import compose, initialize_config_dir
 
 from deeptune import resolvers

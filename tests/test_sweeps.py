@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import ROOT, run_cli
+from helpers.runs import ROOT, run_cli
 
 
 def _results(sweep_dir) -> dict[str, dict]:

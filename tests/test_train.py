@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, compose_cfg, run_cli
+from helpers.runs import ROOT, compose_cfg, run_cli
 
 from deeptune.eval import evaluate
 from deeptune.train import train

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli
+from helpers.runs import ROOT, run_cli
 
 from deeptune.config import check_group_overrides
 from deeptune.errors import ConfigError
@@ -47,6 +47,82 @@ def test_bad_value_is_named(train_cfg, override, message):
     assert str(err.value).startswith(message)
     assert "\n" not in str(err.value)
     assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()
+
+
+# Accepted before the schema, each silently broke the run it was given to.
+HARMFUL = [
+    (
+        ["scheduler=warmup", "scheduler.eta_min=-1"],
+        "scheduler.eta_min=-1 is invalid: must be a number >= 0",
+    ),
+    (
+        ["scheduler=cosine", "scheduler.eta_min=nan"],
+        "scheduler.eta_min=nan is invalid: must be a number >= 0",
+    ),
+    (
+        ["callbacks.early_stopping.min_delta=1e400"],
+        "callbacks.early_stopping.min_delta=inf is invalid",
+    ),
+    (
+        ["+data.batchsize=1000000"],
+        "data.batchsize=1000000 is invalid: not a key of TensorDataModule",
+    ),
+    (
+        ["~callbacks.model_checkpoint.monitor"],
+        "callbacks.model_checkpoint.monitor=None is invalid: required",
+    ),
+]
+# Raw tracebacks before the schema; now one line each.
+TRACEBACKS = [
+    (["callbacks.early_stopping.monitor=-1"], "callbacks.early_stopping.monitor=-1 is invalid"),
+    (["callbacks.lr_monitor._target_=0"], "callbacks.lr_monitor._target_=0 is invalid"),
+    (
+        ["scheduler=plateau", "scheduler.mode=1.5"],
+        "scheduler.mode=1.5 is invalid: must be one of min, max",
+    ),
+    (["trainer.log_every_n_steps="], "trainer.log_every_n_steps='' is invalid"),
+    (["scheduler=cosine", "scheduler.T_max="], "scheduler.T_max='' is invalid"),
+    (["data.seed=abc"], "data.seed='abc' is invalid: must be an integer >= 0"),
+    (["logger=wandb", "logger.wandb.id=[a,b]"], "logger.wandb.id=['a', 'b'] is invalid"),
+    (["optimizer.weight_decay=" + "9" * 400], "optimizer.weight_decay=999"),
+    (["trainer.check_val_every_n_epoch=nan"], "trainer.check_val_every_n_epoch=nan is invalid"),
+    (["+trainer.foo=1"], "trainer.foo=1 is invalid: not a key of Trainer"),
+    (["~data"], "data.source=None is invalid: required: choose a data set"),
+    (
+        ["trainer.accelerator=tpux"],
+        "trainer.accelerator='tpux' is invalid: must be one of auto, cpu",
+    ),
+    (["scheduler=step", "scheduler.gamma=0"], "scheduler.gamma=0 is invalid: must be a number > 0"),
+    (["optimizer.betas=[0.9]"], "optimizer.betas=[0.9] is invalid: must be two numbers in [0, 1)"),
+    (
+        ["callbacks.model_checkpoint.filename=../../x"],
+        "callbacks.model_checkpoint.filename='../../x'",
+    ),
+    (["logger.csv.name=a/b"], "logger.csv.name='a/b' is invalid: must be a name"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), HARMFUL + TRACEBACKS, ids=lambda v: str(v))
+def test_once_harmful_or_fatal_values_are_one_line(train_cfg, overrides, message):
+    cfg = train_cfg(*overrides)
+    with pytest.raises(ConfigError) as err:
+        train(cfg)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    assert not Path(cfg.paths.output_dir).exists()  # nothing written, not even the folder
+
+
+def test_what_torch_or_lightning_refuses_is_named_by_its_key(train_cfg):
+    """torch checks an optimiser's arguments only when it is made, inside trainer.fit: the build
+    makes one early. Lightning refuses a strategy when the Trainer is made."""
+    cfg = train_cfg("+optimizer.fused=true", "+optimizer.foreach=true")
+    with pytest.raises(ConfigError, match=r"^optimizer.foreach=True is invalid: RuntimeError: "):
+        train(cfg)
+    cfg = train_cfg("+trainer.strategy=fancy", out="strategy")
+    with pytest.raises(ConfigError, match=r"^trainer.strategy='fancy' is invalid: .*fancy"):
+        train(cfg)
+    typo = train_cfg("optimizer=sgd", "+optimizer.momentun=0.9", out="typo")
+    with pytest.raises(ConfigError, match=r"not a key of SGD .*did you mean optimizer.momentum"):
+        train(typo)
 
 
 @pytest.mark.parametrize("override", ["stepwise.strategy=lower_first", "finetune.freeze=[0]"])

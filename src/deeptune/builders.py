@@ -14,8 +14,6 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from deeptune.data.schema import DataNode
@@ -27,6 +25,9 @@ if TYPE_CHECKING:  # the sources import scikit-learn, a second that --help shoul
 
 def build(node: DictConfig, key: str, **kwargs):
     """hydra.utils.instantiate, with its failures reported against the config key."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate  # imported here: 0.2 s a config error need not pay
+
     check_arguments(node, key, injected=kwargs)
     try:
         return instantiate(node, **kwargs)

@@ -153,6 +153,15 @@ def _check_run(c: dict) -> None:
             "required: the kept checkpoint is the best by this metric, e.g. ${optimized_metric} "
             "(callbacks.model_checkpoint=null keeps the last weights instead)",
         )
+    scheduler, trainer = c.get("scheduler") or {}, c["trainer"]
+    if "ReduceLROnPlateau" in str(scheduler.get("_target_")) and (
+        trainer.get("check_val_every_n_epoch", 1) or 1
+    ) > 1:
+        raise ConfigError(
+            "trainer.check_val_every_n_epoch",
+            trainer["check_val_every_n_epoch"],
+            "scheduler=plateau steps on val/loss after every epoch: keep it at 1",
+        )
     ft = c["finetune"]
     if ft["from"] is not None and not Path(ft["from"]).expanduser().is_file():
         raise ConfigError(
@@ -238,12 +247,21 @@ def validate_against_data(cfg: DictConfig, table) -> None:
         )
 
 
-def validate_against_model(cfg: DictConfig, net) -> None:
-    """Fail before training, not after it, when the report cannot be made."""
+def validate_against_model(cfg: DictConfig, net, datamodule) -> None:
+    """Fail before training, not after it: the report's layer exists, and batch norm never
+    gets a training batch of one sample (it cannot normalise it, and torch stops the run)."""
     if cfg.report.tsne:
         from deeptune.diagnostics.final_model import hooked_module
 
         hooked_module(net, cfg.report.tsne_layer)
+    norms = [m for m in net.modules() if type(m).__name__.startswith("BatchNorm")]
+    if norms and getattr(datamodule, "smallest_train_batch", None) == 1:
+        raise ConfigError(
+            "data.batch_size",
+            cfg.data.get("batch_size"),
+            f"{datamodule.train_size} training samples leave a batch of one sample, which batch "
+            "norm cannot normalise: use another batch size, or model.norm=layer",
+        )
 
 
 # ---------------------------------------------------------------------------------------------

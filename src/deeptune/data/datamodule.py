@@ -98,6 +98,15 @@ class TensorDataModule(L.LightningDataModule):
         return tuple(self.table.x.shape[1:])
 
     @property
+    def train_size(self) -> int:
+        return len(self.splits["train"][1])
+
+    @property
+    def smallest_train_batch(self) -> int:
+        """Samples in the smallest training batch of an epoch (in one process)."""
+        return self.train_size % self.batch_size or min(self.train_size, self.batch_size)
+
+    @property
     def num_classes(self) -> int:
         return len(self.table.classes)
 

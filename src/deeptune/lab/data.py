@@ -51,6 +51,12 @@ class LabDataModule(TensorDataModule):
         self.splits["train"] = (x[idx], y[idx])
         self.drop_last = drop_last
 
+    @property
+    def smallest_train_batch(self) -> int:
+        if self.drop_last and self.train_size >= self.batch_size:
+            return self.batch_size
+        return super().smallest_train_batch
+
     def train_dataloader(self):
         batches = super().train_dataloader()
         n = len(self.splits["train"][1])

@@ -29,6 +29,8 @@ def owners(parts, cfg) -> list[Owner]:
     found += [(_is(parts.datamodule), "data"), (_is(parts.model), "model")]
     # The data module's batches are made by objects it creates each epoch.
     found.append((lambda o: type(o).__module__.startswith("deeptune.data"), "data"))
+    # Last: Lightning's own loops, which run everything the trainer's arguments set up.
+    found.append((lambda o: type(o).__module__.startswith("lightning.pytorch"), "trainer"))
     return found
 
 

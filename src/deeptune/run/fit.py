@@ -34,7 +34,7 @@ def assemble(cfg: DictConfig, table) -> Parts:
     """Build the data module, the model, the loggers, the callbacks and the trainer."""
     datamodule = builders.datamodule(cfg, table)
     model = builders.module(cfg, datamodule)
-    validate_against_model(cfg, model.net)
+    validate_against_model(cfg, model.net, datamodule)
     loggers = builders.loggers(cfg)
     callbacks = builders.callbacks(cfg, has_logger=bool(loggers))
     trainer = builders.trainer(

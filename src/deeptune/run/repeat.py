@@ -13,7 +13,6 @@ in one step with torch.func) would replace `_fit_parts` and return the same list
 import json
 from pathlib import Path
 
-import numpy as np
 from omegaconf import DictConfig
 
 from deeptune import outputs
@@ -97,6 +96,8 @@ def fit_part(cfg: DictConfig, table) -> tuple[dict, bool]:
 
 def summarize(runs: list[dict]) -> tuple[dict, dict]:
     """(the means as a run's metrics, {split: {metric: spread}} over the parts)."""
+    import numpy as np
+
     summary: dict = {}
     spread: dict = {}
     for split in ("train", *SPREAD_SPLITS):
@@ -112,7 +113,9 @@ def summarize(runs: list[dict]) -> tuple[dict, dict]:
     return summary, spread
 
 
-def _spread(v: np.ndarray) -> dict:
+def _spread(v) -> dict:
+    import numpy as np
+
     mean, std = float(v.mean()), float(v.std(ddof=1))
     # Student's t: with few parts the normal 1.96 would claim too narrow an interval.
     from scipy import stats  # imported here: it costs half a second at start-up

@@ -3,13 +3,13 @@ the restarts (with the ensemble's figures) when the run had several parts."""
 
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from deeptune.outputs import metric_names
 
 
 def print_summary(title: str, metrics: dict, out_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("split")
     names = metric_names(metrics)
@@ -29,8 +29,10 @@ def print_summary(title: str, metrics: dict, out_dir: Path) -> None:
     console.print(f"run folder: {out_dir}")
 
 
-def spread_table(spread: dict, ensemble: dict | None) -> Table:
+def spread_table(spread: dict, ensemble: dict | None):
     """Mean ± std, 95% CI, min and max over the parts; the ensemble's figures below them."""
+    from rich.table import Table
+
     if "folds" in spread:
         title = f"{spread['folds']}-fold cross-validation (the test split is the same for all)"
         ensemble = None
