@@ -30,6 +30,7 @@ from deeptune.config import check_group_overrides
 from deeptune.errors import ConfigError, NodeError, TrainingError, fail
 
 log = logging.getLogger(__name__)
+USER_FULL_ERROR = "DEEPTUNE_USER_HYDRA_FULL_ERROR"
 
 
 def guarded(main: Callable[[], object]) -> Callable[[], object]:
@@ -44,8 +45,11 @@ def guarded(main: Callable[[], object]) -> Callable[[], object]:
         # behind, about a second of nothing. Freezing them skips that; registered first, it
         # runs last.
         atexit.register(gc.freeze)
-        users = os.environ.get("HYDRA_FULL_ERROR")
-        os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises, and the lines below report it
+        # Hydra raises instead of printing its traceback, and the lines below report it. The
+        # user's own setting is kept for the processes a run starts (DDP ranks).
+        ours = USER_FULL_ERROR not in os.environ
+        users = os.environ.setdefault(USER_FULL_ERROR, os.environ.get("HYDRA_FULL_ERROR", ""))
+        os.environ["HYDRA_FULL_ERROR"] = "1"
         overrides = [a for a in sys.argv[1:] if not a.startswith("-")]
         try:
             check_group_overrides(overrides)
@@ -55,10 +59,11 @@ def guarded(main: Callable[[], object]) -> Callable[[], object]:
                 raise
             report(err, overrides)
         finally:
-            if users is None:
-                os.environ.pop("HYDRA_FULL_ERROR", None)
-            else:
-                os.environ["HYDRA_FULL_ERROR"] = users
+            if ours:
+                os.environ.pop(USER_FULL_ERROR)
+                os.environ.pop("HYDRA_FULL_ERROR")
+                if users:
+                    os.environ["HYDRA_FULL_ERROR"] = users
 
     return entry
 
@@ -160,7 +165,7 @@ def run_task(task: Callable, cfg) -> object:
     except Exception as err:
         expected = isinstance(err, (ConfigError, TrainingError))
         log_file = None if expected else write_traceback(err)
-        if in_multirun():
+        if in_multirun() or (not expected and os.environ.get(USER_FULL_ERROR) == "1"):
             raise  # as it is: the sweeper tells a pruned trial from a failed one by its type
         if not expected:
             err = NodeError.of(getattr(err, "config_node", None), err, log_file)

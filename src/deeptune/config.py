@@ -132,6 +132,9 @@ def _check_run(c: dict) -> None:
         raise ConfigError(
             "ckpt_path", c["ckpt_path"], "no such file; resume from a run's last.ckpt"
         )
+    folds, fold = c["cv"]["folds"], c["cv"]["fold"]
+    if fold is not None and not fold < folds > 1:
+        raise ConfigError("cv.fold", fold, f"must be below cv.folds={folds} (set for each fold)")
     restarts, method = c["restarts"], c["ensemble"]
     if restarts > 1 and c["cv"]["folds"] > 1:
         raise ConfigError("restarts", restarts, "restarts > 1 cannot be combined with cv.folds > 1")
@@ -154,9 +157,10 @@ def _check_run(c: dict) -> None:
             "(callbacks.model_checkpoint=null keeps the last weights instead)",
         )
     scheduler, trainer = c.get("scheduler") or {}, c["trainer"]
-    if "ReduceLROnPlateau" in str(scheduler.get("_target_")) and (
-        trainer.get("check_val_every_n_epoch", 1) or 1
-    ) > 1:
+    if (
+        "ReduceLROnPlateau" in str(scheduler.get("_target_"))
+        and (trainer.get("check_val_every_n_epoch", 1) or 1) > 1
+    ):
         raise ConfigError(
             "trainer.check_val_every_n_epoch",
             trainer["check_val_every_n_epoch"],

@@ -164,6 +164,7 @@ def evaluate(path: str | Path, ckpt: str = "last", splits=("train", "val")) -> d
         return {}
     import torch
 
+    from deeptune.models.module import task_metrics
     from deeptune.run.ensemble import member_outputs
     from deeptune.run.saved import load_run
 
@@ -176,10 +177,8 @@ def evaluate(path: str | Path, ckpt: str = "last", splits=("train", "val")) -> d
     out = {}
     for s in splits:
         y = dm.tensors[s][1].cpu()
-        out[s] = {
-            "acc": float((outputs[s].argmax(-1) == y).float().mean()),
-            "loss": float(torch.nn.functional.cross_entropy(outputs[s], y)),
-        }
+        acc = task_metrics(dm.task, dm.num_outputs)(outputs[s], y)["acc"]
+        out[s] = {"acc": float(acc), "loss": float(run.model.loss(outputs[s], y))}
     return out
 
 

@@ -39,7 +39,7 @@ def mean_std(df: pd.DataFrame, by: list[str], columns: dict[str, str], digits: i
     rows = []
     for key, group in df.groupby(by, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        row = {b: show(k) for b, k in zip(by, key, strict=True)}
+        row = {b: key_text(k) for b, k in zip(by, key, strict=True)}
         row["n"] = str(len(group))
         for column, label in columns.items():
             values = pd.to_numeric(group[column], errors="coerce")
@@ -53,7 +53,7 @@ def mean_std(df: pd.DataFrame, by: list[str], columns: dict[str, str], digits: i
     return pd.DataFrame(rows)
 
 
-def show(value) -> str:
+def key_text(value) -> str:
     """A table key: 0.01 -> '0.01', 4.0 -> '4', 'adam' -> 'adam'."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e6:
         return str(int(value))
@@ -85,7 +85,7 @@ def seeds_phrase(df: pd.DataFrame) -> str:
 
 def plural(n, word: str) -> str:
     """'1 epoch', '5 epochs', '2.5 epochs'."""
-    return f"{show(n) if isinstance(n, float) else n} {word}{'' if n == 1 else 's'}"
+    return f"{key_text(n) if isinstance(n, float) else n} {word}{'' if n == 1 else 's'}"
 
 
 def listing(items: list[str]) -> str:

@@ -4,6 +4,7 @@ the restarts (with the ensemble's figures) when the run had several parts."""
 from pathlib import Path
 
 from deeptune.outputs import metric_names
+from deeptune.tasks import SPLITS
 
 
 def print_summary(title: str, metrics: dict, out_dir: Path) -> None:
@@ -15,7 +16,7 @@ def print_summary(title: str, metrics: dict, out_dir: Path) -> None:
     names = metric_names(metrics)
     for name in names:
         table.add_column(name, justify="right")
-    for split in ("train", "val", "test"):
+    for split in SPLITS:
         if row := metrics.get(split):
             table.add_row(split, *(f"{row[n]:.4f}" if n in row else "-" for n in names))
     console = Console(stderr=False)
