@@ -14,6 +14,7 @@ from helpers.fuzz import Case, Outcome, cases, judge
 from helpers.runs import ROOT, run_cli
 
 CASES = cases()
+pytestmark = pytest.mark.xdist_group("fuzz")  # one worker judges the cases once
 
 
 @pytest.fixture(scope="module")

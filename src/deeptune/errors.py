@@ -3,7 +3,7 @@ raised inside what a config node built."""
 
 import sys
 
-MAX_VALUE = 80  # characters of a bad value shown in a message
+MAX_VALUE = 200  # characters of a bad value shown in a message (a path fits)
 
 
 def shown(value) -> str:

@@ -181,9 +181,10 @@ def _existing(path: str, key: str) -> Path:
 
 def csv(path: str, target: str = "label", features: list[str] | None = None) -> Table:
     """A table with a header row: numeric feature columns and one label column."""
+    file = _existing(path, "data.source.path")  # before pandas: a missing file fails fast
     import pandas as pd
 
-    frame = pd.read_csv(_existing(path, "data.source.path"))
+    frame = pd.read_csv(file)
     if target not in frame.columns:
         raise ConfigError("data.source.target", target, f"columns are {list(frame.columns)}")
     cols = list(features) if features else [c for c in frame.columns if c != target]
