@@ -2,7 +2,8 @@
 
     validate(cfg)                       the schema: every key, type and range; before torch loads
     validate_against_data(cfg, table)   what depends on the data set: its task, its classes
-    validate_against_model(cfg, net)    what depends on the built network: the report's layer
+    validate_against_model(cfg, net, dm) what depends on the built objects: the report's layer,
+                                        batch norm against the batches
 
 Each raises a ConfigError naming the key, the value and what is allowed. The schema of each
 config node lives beside the code it configures (deeptune/<area>/schema.py), found through the
@@ -70,14 +71,9 @@ def _missing(node, key: str = "") -> str | None:
     """The first key left at ??? (OmegaConf's mandatory value)."""
     if node == "???":
         return key
-    items = (
-        node.items()
-        if isinstance(node, dict)
-        else enumerate(node)
-        if isinstance(node, list)
-        else ()
-    )
-    for child, value in items:
+    if isinstance(node, list):
+        node = dict(enumerate(node))
+    for child, value in node.items() if isinstance(node, dict) else ():
         if found := _missing(value, f"{key}.{child}" if key else str(child)):
             return found
     return None
