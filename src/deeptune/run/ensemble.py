@@ -42,8 +42,10 @@ def combine(logits: torch.Tensor, method: str) -> torch.Tensor:
 
 def evaluate(method: str, ckpts: list[Path], splits, table=None) -> dict:
     """{split: {metric: value}} of the combined members; all share the first member's split."""
-    members = [load_run(ckpt, ckpt=ckpt, table=table) for ckpt in ckpts]
-    first = members[0]
+    first = load_run(ckpts[0], ckpt=ckpts[0], table=table)
+    members = [first] + [
+        load_run(c, ckpt=c, table=first.table, datamodule=first.datamodule) for c in ckpts[1:]
+    ]
     per_member = [member_outputs(m.model, first.datamodule, splits) for m in members]
     out = {}
     for split in splits:

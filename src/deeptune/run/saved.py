@@ -65,9 +65,10 @@ def read_config(folder: Path) -> DictConfig:
     return derive(cfg, {"ckpt_path": None, "finetune.from": None})
 
 
-def load_run(path: Path, ckpt: Path | None = None, table=None) -> LoadedRun:
+def load_run(path: Path, ckpt: Path | None = None, table=None, datamodule=None) -> LoadedRun:
     """The run at `path` (its folder, or one of its checkpoints), with the weights of `ckpt`
-    when given (else as initialised). `table`: the data set, when the caller has it loaded."""
+    when given (else as initialised). `table` and `datamodule`: the data set and its split, when
+    the caller has them already (the members of an ensemble share one)."""
     import lightning as L
 
     state = load_weights(Path(ckpt)) if ckpt is not None else None
@@ -76,8 +77,9 @@ def load_run(path: Path, ckpt: Path | None = None, table=None) -> LoadedRun:
     table = table if table is not None else builders.source(cfg)
     validate_against_data(cfg, table)
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # as fit_one: seed, data, model
-    datamodule = builders.datamodule(cfg, table)
-    datamodule.setup()
+    if datamodule is None:  # builds no random state: seeding first keeps fit_one's order
+        datamodule = builders.datamodule(cfg, table)
+        datamodule.setup()
     model = builders.module(cfg, datamodule, pretrained=False)
     if state is not None:
         model.load_state_dict(state)
