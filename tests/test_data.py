@@ -1,10 +1,18 @@
-"""The data path: batches sliced from tensors, DDP shards, the stratified split and its folds."""
+"""The data path: batches sliced from tensors, DDP shards, the stratified split and its folds;
+the files a user brings (CSV, .npz) and the one-line messages for those that cannot work."""
+
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
+from deeptune import builders
+from deeptune.config import validate, validate_against_data
 from deeptune.data.datamodule import TensorBatches, split
 from deeptune.data.sources import Table, digits, spirals
+from deeptune.errors import ConfigError
+from deeptune.train import train
 
 
 def test_batches_are_slices_with_a_seeded_order():
@@ -69,3 +77,116 @@ def test_k_folds_partition_train_and_val_and_keep_test():
     assert len(vals) == n_rest  # every non-test sample validates exactly once
     for p in parts:
         assert len(p["train"][1]) + len(p["val"][1]) == n_rest
+
+
+def _rows(n, target):
+    """CSV text: a header and n rows of two random features and target(i)."""
+    rng = np.random.default_rng(0)
+    return "a,b,y\n" + "".join(f"{rng.normal()},{rng.normal()},{target(i)}\n" for i in range(n))
+
+
+def _source(train_cfg, *overrides):
+    cfg = train_cfg(*overrides)
+    validate(cfg)
+    return cfg, builders.source(cfg)
+
+
+BAD_CSV = {
+    "empty": ("", [], r"path='.*t.csv' is invalid: the file is empty: a CSV needs a header row"),
+    "header only": ("a,b,y\n", [], r"column names \['a', 'b', 'y'\] but no rows: add data rows"),
+    "no such target": (_rows(30, lambda i: i % 2), ["data.source.target=label"], "target='label'"),
+    "one class": (
+        _rows(30, lambda i: "cat"),
+        [],
+        r"target='y' is invalid: the target has a single class \('cat'\) in all 30 rows: "
+        "a classifier needs at least two",
+    ),
+    "fractions": (
+        _rows(200, lambda i: i / 7),
+        [],
+        r"task='classification' is invalid: target 'y' looks continuous \(non-integer numbers, "
+        r"200 distinct values in 200 rows\) and CSV targets are read as classes: "
+        "set data.source.task=regression",
+    ),
+    "many integers": (_rows(100, lambda i: 3 * i), [], r"continuous \(100 distinct values in 100"),
+    "text to regress": (
+        _rows(30, lambda i: "ab"[i % 2]),
+        ["data.source.task=regression"],
+        "target='y' is invalid: holds object values: a regression needs numbers",
+    ),
+    "bad task": (_rows(30, lambda i: i % 2), ["data.source.task=ranking"], "must be one of class"),
+}
+
+
+@pytest.mark.parametrize(("text", "overrides", "message"), BAD_CSV.values(), ids=BAD_CSV)
+def test_bad_csv_is_one_config_error(train_cfg, tmp_path, text, overrides, message):
+    (tmp_path / "t.csv").write_text(text)
+    path = tmp_path / "t.csv"
+    cfg = train_cfg("data=csv", f"data.source.path={path}", "data.source.target=y", *overrides)
+    with pytest.raises(ConfigError, match=message) as err:
+        train(cfg)
+    assert "\n" not in str(err.value)
+    assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()
+
+
+def test_csv_targets_are_classes_unless_task_is_regression(train_cfg, tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text(_rows(60, lambda i: float(i % 3)))  # 0.0, 1.0, 2.0: whole numbers, labels
+    _, table = _source(train_cfg, "data=csv", f"data.source.path={path}", "data.source.target=y")
+    assert table.task == "classification" and table.classes == ["0.0", "1.0", "2.0"]
+
+    path.write_text(_rows(60, lambda i: i / 7))
+    cfg, table = _source(
+        train_cfg,
+        "data=csv",
+        f"data.source.path={path}",
+        "data.source.target=y",
+        "data.source.task=regression",
+    )
+    assert table.task == "regression" and table.y.dtype == np.float32 and table.classes == []
+    # The default objective is a classifier's: the message gives both keys to set.
+    with pytest.raises(ConfigError, match=r"\(e.g. optimized_metric=val/mse optimized_mode=min\)"):
+        validate_against_data(cfg, table)
+
+
+def _npy_named_npz(path):
+    np.save(path.with_suffix(".npy"), np.zeros((10, 2)))
+    path.with_suffix(".npy").rename(path)
+
+
+BAD_NPZ = {
+    "text": (
+        lambda p: p.write_text("x,y\n1,2\n"),
+        r"path='.*d.npz' is invalid: the file is not an .npz archive: save the arrays together "
+        r"with numpy.savez\(path, x=features, y=targets\)",
+    ),
+    "npy": (_npy_named_npz, r"the file is a single .npy array \(numpy.save\), not an .npz"),
+    "no y": (lambda p: np.savez(p, x=np.zeros((10, 2))), r"target_key='y' is invalid: arrays in"),
+    "objects": (
+        lambda p: np.savez(p, x=np.zeros((10, 2)), y=np.array([1, "a"] * 5, dtype=object)),
+        r"array 'y' holds Python objects \(dtype=object\), which are not loaded",
+    ),
+    "one class": (
+        lambda p: np.savez(p, x=np.zeros((10, 2)), y=np.ones(10, dtype=int)),
+        r"target_key='y' is invalid: the target has a single class \('1'\)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("write", "message"), BAD_NPZ.values(), ids=BAD_NPZ)
+def test_bad_npz_is_one_config_error(train_cfg, tmp_path, write, message):
+    write(tmp_path / "d.npz")
+    with pytest.raises(ConfigError, match=message) as err:
+        _source(train_cfg, "data=npz", f"data.source.path={tmp_path / 'd.npz'}")
+    assert "\n" not in str(err.value) and "pickle" not in str(err.value)  # never that advice
+
+
+def test_npz_regression(train_cfg, tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((20, 2)), y=np.linspace(0, 1, 20))
+    _, table = _source(
+        train_cfg,
+        "data=npz",
+        f"data.source.path={tmp_path / 'd.npz'}",
+        "data.source.task=regression",
+    )
+    assert table.task == "regression" and table.y.shape == (20,)

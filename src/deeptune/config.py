@@ -215,6 +215,9 @@ def validate_against_data(cfg: DictConfig, table) -> None:
         split, _, name = metric.partition("/")
         if name not in task.names:
             allowed = ", ".join(f"{split}/{n}" for n in task.names)
+            if key == "optimized_metric":  # both keys at once: the mode follows the metric
+                head = task.metric(task.headline)
+                allowed += f" (e.g. {key}={split}/{head.name} optimized_mode={head.mode})"
             raise ConfigError(
                 key, metric, f"{data} is a {task.name} data set: use one of {allowed}"
             )

@@ -1,7 +1,7 @@
 """The schema of configs/data/*.yaml and of the shared `data.*` keys in configs/train.yaml: the
 data module's split, scaling and batching, and each source's own arguments."""
 
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from deeptune.errors import ConfigError
 from deeptune.schema import (
@@ -19,6 +19,8 @@ from deeptune.schema import (
 )
 
 Samples = Int(ge=10)
+# What a file's target column holds: class labels, or the numbers to predict.
+Task = Literal["classification", "regression"]
 
 
 @schema("deeptune.data.datamodule.TensorDataModule")
@@ -105,6 +107,7 @@ class CsvNode(Node):
     path: Path
     target: Name = None
     features: list[Name] | None = None
+    task: Task = None
 
 
 @schema("deeptune.data.sources.npz")
@@ -112,3 +115,4 @@ class NpzNode(Node):
     path: Path
     features_key: Name = None
     target_key: Name = None
+    task: Task = None

@@ -5,6 +5,7 @@ scikit-learn is imported where it is used: importing it costs about a second, wh
 `python train.py --help` and a config error should not pay.
 """
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -179,12 +180,33 @@ def _existing(path: str, key: str) -> Path:
     return p
 
 
-def csv(path: str, target: str = "label", features: list[str] | None = None) -> Table:
-    """A table with a header row: numeric feature columns and one label column."""
+def csv(
+    path: str,
+    target: str = "label",
+    features: list[str] | None = None,
+    task: str = "classification",
+) -> Table:
+    """A table with a header row: numeric feature columns and one target column, read as class
+    labels (task="classification") or as the numbers to predict (task="regression")."""
     file = _existing(path, "data.source.path")  # before pandas: a missing file fails fast
     import pandas as pd
 
-    frame = pd.read_csv(file)
+    try:
+        frame = pd.read_csv(file)
+    except pd.errors.EmptyDataError:
+        raise ConfigError(
+            "data.source.path", path, "the file is empty: a CSV needs a header row and data rows"
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        reason = " ".join(str(err).split())
+        raise ConfigError("data.source.path", path, f"cannot be read as CSV: {reason}") from None
+    if frame.empty:  # checked first: every column of a header-only file reads as non-numeric
+        raise ConfigError(
+            "data.source.path",
+            path,
+            f"the file has column names {list(frame.columns)} but no rows: add data rows below "
+            "the header",
+        )
     if target not in frame.columns:
         raise ConfigError("data.source.target", target, f"columns are {list(frame.columns)}")
     cols = list(features) if features else [c for c in frame.columns if c != target]
@@ -206,20 +228,36 @@ def csv(path: str, target: str = "label", features: list[str] | None = None) -> 
             path,
             f"missing values (NaN) in column(s) {where}; impute or drop those rows",
         )
-    return Table.from_labels(data[cols].to_numpy(), data[target].to_numpy())
+    x, y = data[cols].to_numpy(), data[target].to_numpy()
+    return _table(x, y, task, ("data.source.target", target), "CSV")
 
 
-def npz(path: str, features_key: str = "x", target_key: str = "y") -> Table:
-    """A NumPy .npz archive with a (n, features) or (n, seq_len, features) array and a (n,)
-    label array."""
-    with np.load(_existing(path, "data.source.path")) as archive:
+def npz(
+    path: str, features_key: str = "x", target_key: str = "y", task: str = "classification"
+) -> Table:
+    """A NumPy .npz archive (numpy.savez) with a (n, features) or (n, seq_len, features) array
+    and a (n,) target array: class labels, or numbers with task="regression"."""
+    file = _existing(path, "data.source.path")
+    # np.load reads anything that is not a zip as a .npy or a pickle; a pickle can run code, so
+    # only a zip reaches it, and never with allow_pickle.
+    if not zipfile.is_zipfile(file):
+        with open(file, "rb") as f:
+            npy = f.read(6) == b"\x93NUMPY"
+        what = "a single .npy array (numpy.save), not" if npy else "not"
+        raise ConfigError(
+            "data.source.path",
+            path,
+            f"the file is {what} an .npz archive: save the arrays together with "
+            f"numpy.savez(path, {features_key}=features, {target_key}=targets)",
+        )
+    with np.load(file, allow_pickle=False) as archive:
         for key, name in (
             ("data.source.features_key", features_key),
             ("data.source.target_key", target_key),
         ):
             if name not in archive:
                 raise ConfigError(key, name, f"arrays in the file are {list(archive.keys())}")
-        x, y = archive[features_key], archive[target_key]
+        x, y = (_array(archive, name, path) for name in (features_key, target_key))
     if x.ndim not in (2, 3) or y.ndim != 1 or len(x) != len(y):
         raise ConfigError(
             "data.source.path",
@@ -227,6 +265,60 @@ def npz(path: str, features_key: str = "x", target_key: str = "y") -> Table:
             "need x of shape (n, features) or (n, seq_len, features) and y of shape (n,), "
             f"got {x.shape} and {y.shape}",
         )
+    if len(y) == 0:
+        raise ConfigError("data.source.path", path, f"the arrays have no rows: shape {x.shape}")
     if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
         raise ConfigError("data.source.path", path, "features must be finite numbers (no NaN)")
+    return _table(x, y, task, ("data.source.target_key", target_key), ".npz")
+
+
+def _array(archive, name: str, path: str) -> np.ndarray:
+    try:
+        return archive[name]
+    except ValueError:  # an object array: numpy would need a pickle to load it
+        raise ConfigError(
+            "data.source.path",
+            path,
+            f"array {name!r} holds Python objects (dtype=object), which are not loaded: "
+            "save numbers or strings",
+        ) from None
+
+
+def _table(x, y: np.ndarray, task: str, target: tuple[str, str], kind: str) -> Table:
+    """The features and the target column as a Table of `task`, or the reason they are not one.
+
+    target: (its config key, its name); kind: the file type, for the messages."""
+    numeric = np.issubdtype(y.dtype, np.number)
+    if numeric and not np.isfinite(y).all():
+        raise ConfigError(*target, "targets must be finite numbers (no NaN or inf)")
+    if task == "regression":
+        if not numeric and y.dtype != bool:
+            raise ConfigError(*target, f"holds {y.dtype} values: a regression needs numbers")
+        return Table.regression(x, y)
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ConfigError(
+            *target,
+            f"the target has a single class ({str(classes[0])!r}) in all {len(y)} rows: "
+            "a classifier needs at least two",
+        )
+    if numeric and (looks := _continuous(y, len(classes))):
+        raise ConfigError(
+            "data.source.task",
+            task,
+            f"target {target[1]!r} looks continuous ({looks}) and {kind} targets are read as "
+            "classes: set data.source.task=regression to predict the number (class labels: "
+            "integers or text)",
+        )
     return Table.from_labels(x, y)
+
+
+def _continuous(y: np.ndarray, distinct: int) -> str | None:
+    """Why numeric targets look like numbers to predict rather than class labels, if they do:
+    fractions (labels are whole numbers), or more than 20 distinct values and more than half the
+    rows (then some "class" has one sample, which no stratified split can place). A few labels
+    in a few rows are a small classification; the split says what is wrong with it."""
+    where = f"{distinct} distinct values in {len(y)} rows"
+    if np.issubdtype(y.dtype, np.floating) and (y != np.round(y)).any():
+        return f"non-integer numbers, {where}"
+    return where if distinct > max(20, len(y) / 2) else None
