@@ -7,7 +7,9 @@ Every way a run can end badly ends in one line on stderr and a non-zero exit sta
 - training that went wrong in a way the user can act on (TrainingError, e.g. a NaN loss): how
   to act, exit 1;
 - anything else raised while building or fitting: the config node whose object raised it, the
-  error, and the run's log file, which holds the full traceback, exit 1.
+  error, and the run's log file, which holds the full traceback, exit 1;
+- a signal (SIGTERM, Ctrl-C): where it stopped and how to continue, exit 143 / 130
+  (deeptune.signals).
 HYDRA_FULL_ERROR=1 shows Python's own traceback instead, as in any Hydra app.
 """
 
@@ -26,8 +28,9 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf.errors import OmegaConfBaseException
 
+from deeptune import signals
 from deeptune.config import check_group_overrides
-from deeptune.errors import ConfigError, NodeError, TrainingError, fail
+from deeptune.errors import ConfigError, Interrupted, NodeError, TrainingError, fail
 
 log = logging.getLogger(__name__)
 USER_FULL_ERROR = "DEEPTUNE_USER_HYDRA_FULL_ERROR"
@@ -51,9 +54,15 @@ def guarded(main: Callable[[], object]) -> Callable[[], object]:
         users = os.environ.setdefault(USER_FULL_ERROR, os.environ.get("HYDRA_FULL_ERROR", ""))
         os.environ["HYDRA_FULL_ERROR"] = "1"
         overrides = [a for a in sys.argv[1:] if not a.startswith("-")]
+        signals.install()
         try:
             check_group_overrides(overrides)
             return main()
+        except (Interrupted, KeyboardInterrupt) as err:
+            stop = signals.stopped(err)
+            hint = "" if "command" in str(stop) else "; run the same command to continue"
+            print(f"deeptune: {stop}{hint}", file=sys.stderr)
+            sys.exit(stop.exit_status)
         except Exception as err:
             if users == "1":
                 raise
@@ -199,6 +208,10 @@ def quiet_libraries() -> None:
     # Lightning announces devices and tips at INFO on every run; the summary says what matters.
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric.utilities.rank_zero").setLevel(logging.WARNING)
+    # "Received SIGTERM": the run's own line says where it stopped and how to continue.
+    logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector").setLevel(
+        logging.WARNING
+    )
     warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # Lightning vs torch 2.13
     # Epoch metrics come from torchmetrics, whose compute() already reduced them across ranks.
     warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed.*")

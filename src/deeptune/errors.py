@@ -52,3 +52,31 @@ def fail(message: str, status: int = 2) -> None:
     """Print `error: <message>` on stderr and exit with `status` (2: bad input, 1: the run)."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(status)
+
+
+class Interrupted(BaseException):
+    """The run was stopped by a signal: SIGTERM (a scheduler's time limit, preemption, `timeout`,
+    `kill`) or SIGINT (Ctrl-C). A BaseException, like KeyboardInterrupt, so that nothing on the
+    way up (Hydra's job runner, a sweeper) records it as a failed job; the entry point prints one
+    line and exits 128 + the signal's number, as shells expect (143, 130)."""
+
+    def __init__(self, signum: int, where: str = ""):
+        self.signum, self.where = int(signum), where
+        super().__init__(signum, where)
+
+    @property
+    def name(self) -> str:
+        import signal
+
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+    def __reduce__(self):
+        return (type(self), (self.signum, self.where))
+
+    def __str__(self) -> str:
+        where = f" {self.where}" if self.where else ""
+        return f"stopped by {self.name}{where}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from deeptune import builders, outputs
+from deeptune import builders, outputs, trust
 from deeptune.cli import guarded, run_task
 from deeptune.config import CONFIG_DIR, validate
 from deeptune.errors import ConfigError
@@ -20,6 +20,11 @@ from deeptune.run.summary import print_summary
 
 def evaluate(cfg: DictConfig) -> float:
     validate(cfg, EvalConfig)
+    with trust.trusting(cfg.trust_config):
+        return _evaluate(cfg)
+
+
+def _evaluate(cfg: DictConfig) -> float:
     if not cfg.ckpt_path:
         raise ConfigError(
             "ckpt_path",

@@ -38,6 +38,19 @@ def save_metrics(metrics: dict, out_dir: Path) -> Path:
     return path
 
 
+def run_status(folder: Path) -> str | None:
+    """completed, failed, pruned or interrupted, from the folder's metrics.json; None before it
+    has one. Records written before runs had a status are completed runs."""
+    path = Path(folder) / METRICS_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except ValueError:  # cut off by a kill before write_atomic existed: not a finished run
+        return None
+    return record.get("status", "completed") if isinstance(record, dict) else None
+
+
 def read_yaml(path: Path):
     return yaml.load(Path(path).read_text(), Loader=_Loader)
 

@@ -12,9 +12,10 @@ import hydra
 from omegaconf import DictConfig
 
 import deeptune.resolvers  # noqa: F401  (registers the resolvers of hydra/launcher=slurm)
-from deeptune import builders, outputs
+from deeptune import builders, outputs, trust
 from deeptune.cli import guarded, run_task
 from deeptune.config import CONFIG_DIR, derive, validate, validate_against_data
+from deeptune.errors import Interrupted
 from deeptune.run import repeat, resume
 from deeptune.run.summary import print_summary
 from deeptune.threads import apply_threads
@@ -24,13 +25,24 @@ def train(cfg: DictConfig) -> float:
     """Fit, test the kept checkpoint, write metrics.json; return `optimized_metric` (the mean
     over the folds or the restarts when there are several)."""
     validate(cfg)
-    table = builders.source(cfg)
-    validate_against_data(cfg, table)
-    if previous := resume.interrupted_run(cfg):
-        cfg = derive(cfg, {"paths.output_dir": str(previous)})
-    apply_threads(cfg.threads)
-    started = time.perf_counter()
-    metrics, is_main = repeat.run(cfg, table)
+    if done := resume.finished_job(cfg):  # a job that finished before its sweep was stopped
+        return _objective(cfg, done)
+    with trust.trusting(cfg.trust_config):
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> float:
+    try:
+        table = builders.source(cfg)
+        validate_against_data(cfg, table)
+        if previous := resume.interrupted_run(cfg):
+            cfg = derive(cfg, {"paths.output_dir": str(previous)})
+        apply_threads(cfg.threads)
+        started = time.perf_counter()
+        metrics, is_main = repeat.run(cfg, table)
+    except Interrupted as stop:
+        resume.record_interruption(cfg, stop)
+        raise
     import torch
 
     metrics.update(
@@ -43,6 +55,10 @@ def train(cfg: DictConfig) -> float:
     if is_main:
         outputs.save_metrics(metrics, out_dir)
         print_summary("deeptune: final metrics", metrics, out_dir)
+    return _objective(cfg, metrics)
+
+
+def _objective(cfg: DictConfig, metrics: dict) -> float:
     split, _, name = cfg.optimized_metric.partition("/")
     return metrics[split][name]
 

@@ -19,9 +19,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from deeptune.errors import ConfigError
 from deeptune.lab.experiment import BUDGETS
 from deeptune.lab.experiments import EXPERIMENTS, NAMES
 from deeptune.lab.runner import LabError, LabRun, run_experiment
+from deeptune.trust import TRUST_KEY, trusting
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,11 +96,16 @@ def main(argv: list[str] | None = None) -> int:
         console.rule(f"[bold]{i}/{len(names)} {name}[/bold] ({args.budget})")
         t0 = time.perf_counter()
         try:
-            path, verdict = run_experiment(lab, exp, analyze_only=args.analyze_only)
+            # The analysis rebuilds jobs from their folders: saved configs are data (trust.py).
+            with trusting(_trusts(args.overrides)):
+                path, verdict = run_experiment(lab, exp, analyze_only=args.analyze_only)
         except LabError as err:
             print(f"error: {err}", file=sys.stderr)
             failed.append(name)
             continue
+        except ConfigError as err:  # a job folder that names a target deeptune does not trust
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         console.print(f"[bold]verdict[/bold]: {verdict}")
         console.print(f"report: {path}  ({time.perf_counter() - t0:.0f} s)")
     index = write_index(args.out)
@@ -108,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]failed[/red]: {', '.join(failed)}")
         return 1
     return 0
+
+
+def _trusts(overrides: list[str]) -> bool:
+    values = [o.partition("=")[2] for o in overrides if o.partition("=")[0] == TRUST_KEY]
+    return bool(values) and values[-1].lower() in ("true", "1", "yes")
 
 
 def write_index(out: Path) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from deeptune import trust
 from deeptune.errors import ConfigError
 from deeptune.models.module import task_metrics
 from deeptune.run.saved import load_run
@@ -66,8 +67,11 @@ def save_manifest(out_dir: Path, method: str, ckpts: list[Path]) -> Path:
 
 def load_manifest(path: Path) -> tuple[str, list[Path]]:
     manifest = yaml.safe_load(path.read_text())
-    method, ckpts = manifest["method"], [path.parent / m for m in manifest["members"]]
+    if not (isinstance(manifest, dict) and {"method", "members"} <= set(manifest)):
+        raise ConfigError("ckpt_path", str(path), "not an ensemble manifest (method, members)")
+    method, ckpts = manifest["method"], [path.parent / str(m) for m in manifest["members"]]
     for ckpt in ckpts:
+        trust.check_member(ckpt, path.parent, path)
         if not ckpt.is_file():
             raise ConfigError("ckpt_path", str(path), f"its member {ckpt} does not exist")
     return method, ckpts

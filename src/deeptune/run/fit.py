@@ -2,7 +2,7 @@
 
 Every run mode repeats `fit_one` (deeptune.run.repeat). A fit that fails still leaves its
 record: metrics.json with status failed (or pruned, for a trial its sweep stopped), the reason,
-and what the callbacks had measured by then.
+and what the callbacks had measured by then; one stopped by a signal, status interrupted.
 """
 
 import logging
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from deeptune import builders, outputs
+from deeptune import builders, outputs, signals
 from deeptune.config import validate_against_model
 from deeptune.run import blame, ddp, resume
 
@@ -71,6 +71,18 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
         if trainer.is_global_zero:
             outputs.save_metrics(_failure(err, trainer, cfg), out_dir)
         raise
+    except BaseException as err:  # SIGTERM, Ctrl-C (SystemExit and KeyboardInterrupt)
+        if (stop := signals.stopped(err)) is None:
+            raise
+        if trainer.is_global_zero:
+            outputs.save_metrics(_interruption(stop, trainer, cfg), out_dir)
+        if not stop.where:
+            saved = (out_dir / resume.LAST).is_file()
+            how = "continues it" if saved else "starts it again (no checkpoint yet)"
+            stop.where = (
+                f"at epoch {trainer.current_epoch + 1} in {out_dir}; the same command {how}"
+            )
+        raise stop from None
     finally:
         _finish_wandb(parts.loggers)
         ddp.end_process_group()
@@ -86,17 +98,33 @@ def _failure(err: Exception, trainer, cfg: DictConfig) -> dict:
     return record
 
 
+def _interruption(stop, trainer, cfg: DictConfig) -> dict:
+    last = Path(cfg.paths.output_dir) / resume.LAST
+    return {
+        "status": "interrupted",
+        "signal": stop.name,
+        "epochs": trainer.current_epoch,
+        "seed": cfg.seed,
+        "resume_from": str(last) if last.is_file() else None,
+    }
+
+
 def _fit_and_test(cfg: DictConfig, parts: Parts, ckpt: str | None) -> dict:
     trainer, model, datamodule = parts.trainer, parts.model, parts.datamodule
     started = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
+    # weights_only=True whatever torch's default (it changed in torch 2.6): deeptune.trust
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     fit_s = round(time.perf_counter() - started, 3)
     metrics = {"train": outputs.split_metrics(trainer.callback_metrics).get("train", {})}
+    if not metrics["train"] and ckpt:
+        metrics["train"] = _evaluate_train_split(trainer, model, datamodule)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     # Report the model that was kept: the best checkpoint when there is one.
     evaluations = [trainer.validate] + ([trainer.test] if cfg.test else [])
     for evaluate in evaluations:
-        results = evaluate(model, datamodule, ckpt_path=best or None, verbose=False)[0]
+        results = evaluate(
+            model, datamodule, ckpt_path=best or None, verbose=False, weights_only=True
+        )[0]
         metrics.update(outputs.split_metrics(results))
     metrics.update(
         epochs=trainer.current_epoch,
@@ -108,6 +136,15 @@ def _fit_and_test(cfg: DictConfig, parts: Parts, ckpt: str | None) -> dict:
         metrics["finetune"] = dict(report)
     _add_callback_reports(metrics, trainer)
     return metrics
+
+
+def _evaluate_train_split(trainer, model, datamodule) -> dict:
+    """The final model's figures on the training split. A fit resumed from a checkpoint written
+    after its last epoch (killed before metrics.json) trains no step, so no epoch logged them;
+    this evaluates the same weights in eval mode instead of the last epoch's running average."""
+    loader = datamodule.train_dataloader()
+    results = trainer.validate(model, dataloaders=loader, verbose=False, weights_only=True)[0]
+    return outputs.split_metrics(results).get("val", {})
 
 
 def _add_callback_reports(metrics: dict, trainer) -> None:

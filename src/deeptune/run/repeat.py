@@ -84,11 +84,10 @@ def fit_part(cfg: DictConfig, table) -> tuple[dict, bool]:
     """One part in its own folder, with its own metrics.json. With `resume=auto` a part that
     finished before an interruption is read back, not fitted again."""
     out_dir = Path(cfg.paths.output_dir)
-    done = out_dir / outputs.METRICS_FILE
-    if cfg.resume == "auto" and done.is_file():
-        return json.loads(done.read_text()), True
+    if cfg.resume == "auto" and outputs.run_status(out_dir) == "completed":
+        return json.loads((out_dir / outputs.METRICS_FILE).read_text()), True
     metrics, is_main = fit.fit_one(cfg, table)
-    metrics["seed"] = cfg.seed
+    metrics.update(status="completed", seed=cfg.seed)
     if is_main:
         outputs.save_metrics(metrics, out_dir)
     return metrics, is_main

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from deeptune import builders, outputs
+from deeptune import builders, outputs, trust
 from deeptune.config import derive, validate, validate_against_data
 from deeptune.errors import ConfigError
 
@@ -43,25 +43,17 @@ def run_folder(path: Path) -> Path:
 
 def load_weights(ckpt: Path) -> dict:
     """A Lightning checkpoint's state_dict (tensors only: weights_only=True)."""
-    import torch
-
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated, not a zip, not a checkpoint at all
-        raise ConfigError(
-            "ckpt_path",
-            str(ckpt),
-            f"cannot read the checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:120]})",
-        ) from None
-    if not isinstance(state, dict) or "state_dict" not in state:
-        raise ConfigError("ckpt_path", str(ckpt), "not a Lightning checkpoint (no state_dict)")
-    return state["state_dict"]
+    return trust.read_checkpoint(ckpt, "ckpt_path")["state_dict"]
 
 
 def read_config(folder: Path) -> DictConfig:
     """The run's config, as it ran, less where it came from: rebuilding it must not resume from
-    `ckpt_path` or load the weights `finetune.from` started it with."""
-    cfg = OmegaConf.create(outputs.read_yaml(Path(folder) / outputs.RESOLVED_CONFIG))
+    `ckpt_path` or load the weights `finetune.from` started it with. Its targets must be ones
+    deeptune rebuilds runs from (deeptune.trust), unless the command trusts the folder."""
+    path = Path(folder) / outputs.RESOLVED_CONFIG
+    saved = outputs.read_yaml(path)
+    trust.check_saved_config(saved, path)
+    cfg = OmegaConf.create(saved)
     return derive(cfg, {"ckpt_path": None, "finetune.from": None})
 
 

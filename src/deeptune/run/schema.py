@@ -139,6 +139,7 @@ class TrainConfig(Section):
     optimized_mode: Literal["min", "max"]
     test: bool
     ckpt_path: Path | None
+    trust_config: bool
     resume: Literal["auto", "never"]
     threads: Int(ge=1, le=4096) | Literal["auto"] | None
     cv: CrossValidation
@@ -163,5 +164,6 @@ class EvalConfig(Section):
 
     task_name: Name
     ckpt_path: Path | None
+    trust_config: bool
     trainer: dict
     paths: Paths

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deeptune.errors import ConfigError
 from deeptune.lab.experiment import Experiment, Sweep
 from deeptune.lab.figures import figure
 from deeptune.lab.report import Report
@@ -35,6 +36,8 @@ def activation_scales(job: str | Path, samples: int = 512) -> dict[str, float]:
     torch.set_num_threads(1)
     try:
         run = load_run(job)
+    except ConfigError:  # a folder whose config deeptune does not trust: say so
+        raise
     except Exception:  # a model or data set the lab does not know how to rebuild
         return {}
     net, dm = run.model.net, run.datamodule
@@ -144,6 +147,8 @@ def _chance(ctx, df) -> float:
         from deeptune.run.saved import load_run
 
         return 1 / max(len(load_run(jobs["path"].iloc[0]).table.classes), 1)
+    except ConfigError:
+        raise
     except Exception:
         return 0.1
 

@@ -1,0 +1,73 @@
+"""`hydra/sweeper=deeptune_basic`: Hydra's basic sweeper, and a stopped sweep continues.
+
+A sweep stopped by a signal (SIGTERM, Ctrl-C) leaves a marker in its folder
+(deeptune.run.resume.SWEEP_MARKER) with the command's overrides. The same command, run again,
+sweeps in that folder instead of a new one: jobs that had finished are read back, the stopped one
+continues from its last.ckpt and the rest run (deeptune.run.resume). Hydra's BasicSweeper has no
+such hook, so this subclass adds it; the sweep itself is Hydra's.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.types import Quote, QuotedString
+from omegaconf import open_dict
+
+from deeptune import outputs, signals
+from deeptune.run.resume import SWEEP_MARKER
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ResumableSweeperConf:
+    _target_: str = "hydra_plugins.deeptune_basic_sweeper.sweeper.ResumableSweeper"
+    max_batch_size: int | None = None  # as Hydra's basic sweeper
+    params: dict[str, str] | None = None
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="deeptune_basic", node=ResumableSweeperConf, provider="deeptune"
+)
+
+
+class ResumableSweeper(BasicSweeper):
+    def sweep(self, arguments: list[str]) -> Any:
+        overrides = list(self.config.hydra.overrides.task)
+        if (stopped := _stopped_sweep(Path(self.config.hydra.sweep.dir), overrides)) is not None:
+            self._sweep_in(stopped)
+        folder = Path(self.config.hydra.sweep.dir)
+        try:
+            returns = super().sweep(arguments)
+        except BaseException as err:
+            if signals.stopped(err) is not None:
+                marker = {"overrides": overrides, "signal": signals.stopped(err).name}
+                outputs.write_atomic(folder / SWEEP_MARKER, json.dumps(marker) + "\n")
+            raise
+        (folder / SWEEP_MARKER).unlink(missing_ok=True)
+        return returns
+
+    def _sweep_in(self, folder: Path) -> None:
+        """Run the jobs in `folder`: the launcher composes each job's config anew from the
+        hydra overrides, so the folder goes there as well as into the sweep's own config."""
+        log.warning("continuing the stopped sweep in %s (start afresh with resume=never)", folder)
+        quoted = QuotedString(text=str(folder), quote=Quote.single).with_quotes()
+        with open_dict(self.config):
+            self.config.hydra.sweep.dir = str(folder)
+            self.config.hydra.overrides.hydra.append(f"hydra.sweep.dir={quoted}")
+
+
+def _stopped_sweep(here: Path, overrides: list[str]) -> Path | None:
+    """The newest sweep folder beside `here` (multirun/<date>/<time>), or `here` itself, that the
+    same command started and a signal stopped."""
+    found = []
+    for folder in {here, *here.parent.parent.glob("*/*")}:
+        marker = folder / SWEEP_MARKER
+        if marker.is_file() and json.loads(marker.read_text()).get("overrides") == overrides:
+            found.append((marker.stat().st_mtime, folder))
+    return max(found)[1] if found else None
