@@ -54,10 +54,10 @@ def guarded(main: Callable[[], object]) -> Callable[[], object]:
         users = os.environ.setdefault(USER_FULL_ERROR, os.environ.get("HYDRA_FULL_ERROR", ""))
         os.environ["HYDRA_FULL_ERROR"] = "1"
         overrides = [a for a in sys.argv[1:] if not a.startswith("-")]
-        signals.install()
         try:
-            check_group_overrides(overrides)
-            return main()
+            with signals.sigterm_raises():
+                check_group_overrides(overrides)
+                return main()
         except (Interrupted, KeyboardInterrupt) as err:
             stop = signals.stopped(err)
             hint = "" if "command" in str(stop) else "; run the same command to continue"
