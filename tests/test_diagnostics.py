@@ -53,18 +53,23 @@ def test_huge_learning_rate_explodes_and_clipping_bounds_the_norms(train_cfg):
     assert failed["status"] == "failed"
     assert failed["grad_health"]["verdict"] == "exploding"
 
+    # The norms are taken before clipping, and clipping bounds each SGD step by lr x clip. With
+    # clip=1 (steps of 50) training stays chaotic: over 12 seeds x 1-2 threads the peak norm went
+    # from 1.9 to 1530, thread count alone moving one seed from 104 to 1180. With clip=0.1 it
+    # stayed between 1.7 and 8.1 in 37 runs (21 seeds, 1 to 8 threads): 1e2 is a 12x margin.
     clipped = train_cfg(
         "trainer.max_epochs=3",
         "optimizer=sgd",
         "optimizer.lr=50",
-        "trainer.gradient_clip_val=1.0",
+        "trainer.gradient_clip_val=0.1",
         out="clipped",
     )
     train(clipped)
     metrics = _metrics(clipped)
     assert metrics["status"] == "completed"
     health = metrics["grad_health"]
-    assert health["max_grad_norm"] is not None and health["max_grad_norm"] < 1e3
+    assert health["verdict"] == "healthy"
+    assert health["max_grad_norm"] is not None and health["max_grad_norm"] < 1e2
     assert all(e["max_grad_norm"] is not None for e in health["epochs"])
 
 

@@ -186,6 +186,66 @@ def test_optuna_sweep(tmp_path):
         assert (sweep / png).stat().st_size > 1000 and f"]({png})" in text
 
 
+INTERRUPTED = {"status": "interrupted", "signal": "SIGTERM", "epochs": 2, "seed": 0}
+
+
+def test_interrupted_job_is_neither_failed_nor_lost(grid, capsys):
+    make_job(grid, 8, ["optimizer=sgd", "seed=6", "trainer.max_epochs=3"], INTERRUPTED)
+    report.main([str(grid)])
+    text = (grid / "report.md").read_text()
+    assert "- jobs: 9 (completed 6, pruned 1, failed 1, interrupted 1)" in text
+    assert "- 1 interrupted (stopped, not failed): to continue, run the same command again" in text
+    assert "from their checkpoints/last.ckpt" in text
+    jobs = table(text, "## Jobs")
+    assert [(r[0], r[4]) for r in jobs[-3:]] == [
+        ("7", "pruned"),
+        ("8", "interrupted"),
+        ("6", "failed"),
+    ]
+    assert "1 interrupted (stopped, not failed)" in capsys.readouterr().out
+
+
+def test_trials_a_stopped_optuna_sweep_abandoned_are_interrupted(tmp_path):
+    """FAIL flagged interrupted, FAIL retried since (a stale one), a job that recorded its signal
+    while the study still says RUNNING: interrupted. A FAIL of its own stays failed."""
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    dist = {"optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)}
+    S = optuna.trial.TrialState
+    trials = [  # (state, user attrs, metrics.json)
+        (S.COMPLETE, {}, done(0.9)),
+        (S.FAIL, {"interrupted": True, "error": "interrupted: its sweep stopped"}, INTERRUPTED),
+        (S.FAIL, {}, None),  # its heartbeat went stale; trial 4 is its retry
+        (S.RUNNING, {}, INTERRUPTED),
+        (S.WAITING, {"retry_of": 2}, None),
+        (S.FAIL, {"error": "ValueError"}, None),
+    ]
+    for num, (state, attrs, metrics) in enumerate(trials):
+        lr = 10 ** -(1 + num / 2)
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=state,
+                value=0.9 if state == S.COMPLETE else None,
+                params={"optimizer.lr": lr},
+                distributions=dist,
+                user_attrs=attrs,
+            )
+        )
+        make_job(tmp_path, num, [f"optimizer.lr={lr}", f"optuna.trial={num}"], metrics)
+    results = {"storage": f"sqlite:///{tmp_path / 'optuna.db'}", "study_name": "s"}
+    (tmp_path / "optimization_results.yaml").write_text(yaml.safe_dump(results))
+
+    report.main([str(tmp_path)])
+    text = (tmp_path / "report.md").read_text()
+    assert "(completed 1, pruned 0, failed 1, interrupted 3, waiting 1)" in text
+    states = {r[0]: r[3] for r in table(text, "## Jobs")[1:]}
+    assert states == {
+        "0": "completed", "1": "interrupted", "2": "interrupted", "3": "interrupted",
+        "4": "waiting", "5": "failed",
+    }  # fmt: skip
+    assert "run the same command again, with the same hydra.sweeper.storage and " in text
+    assert "hydra.sweeper.study_name=s: the study runs them again" in text
+
+
 @pytest.mark.slow
 def test_cli_on_a_real_grid_sweep(tmp_path):
     sweep = tmp_path / "sweep"

@@ -1,7 +1,12 @@
 """End to end: accuracy of the default, reproducibility, outputs, eval, multirun, DDP, W&B."""
 
 import json
+import os
 import re
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -85,6 +90,48 @@ def test_wandb_offline_without_key(train_cfg, tmp_path, monkeypatch, caplog):
     assert "no API key found, logging offline" in caplog.text
     assert "wandb sync" in caplog.text
     assert (Path(cfg.paths.output_dir) / "csv" / "metrics.csv").is_file()  # CSV comes along
+
+
+def test_checkpoints_are_written_next_to_their_file(train_cfg, tmp_path, monkeypatch):
+    """Not staged in the temp folder (a kill left a tmp* file there per cut-off write); a partial
+    file a killed write left in the checkpoints folder goes at the next save."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-temp-folder"))  # any use fails
+    cfg = train_cfg("trainer.max_epochs=2")
+    checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / ".best.ckpt.tmp").write_bytes(b"cut off")
+    train(cfg)
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+@pytest.mark.slow
+def test_a_killed_wandb_run_leaves_nothing_in_the_temp_folder(tmp_path):
+    """wandb makes its scratch folders as it is imported and removes them at exit only: they go
+    into the run's wandb folder, so kill -9 leaves no tmp*wandb-artifacts in $TMPDIR."""
+    system_tmp, run_dir = tmp_path / "tmp", tmp_path / "run"
+    system_tmp.mkdir()
+    env = {
+        **os.environ,
+        "TMPDIR": str(system_tmp),
+        "WANDB_MODE": "offline",
+        "WANDB_CONFIG_DIR": str(tmp_path / "wandb-config"),
+    }
+    args = ["logger=wandb", "trainer.max_epochs=100", "~callbacks.progress_bar"]
+    run = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args, f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not list(run_dir.glob("checkpoints/last.ckpt")) and time.time() < deadline:
+        assert run.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    run.kill()
+    run.wait()
+    assert not list(system_tmp.glob("tmp*")), list(system_tmp.iterdir())
+    assert len(list((run_dir / "wandb").glob("tmp*wandb-artifacts"))) == 1
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import re
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, open_dict
@@ -176,4 +177,10 @@ def trainer(cfg: DictConfig, callbacks: list, **kwargs):
         "enable_checkpointing", any(isinstance(c, ModelCheckpoint) for c in callbacks)
     )
     kwargs.setdefault("enable_progress_bar", any(isinstance(c, ProgressBar) for c in callbacks))
+    # Checkpoints staged next to their file, not in $TMPDIR; left alone when the config names
+    # plugins, or a strategy object that may bring its own writer (Lightning refuses two).
+    if cfg.trainer.get("plugins") is None and not isinstance(cfg.trainer.get("strategy"), Mapping):
+        from deeptune.checkpoints import LocalCheckpointIO
+
+        kwargs.setdefault("plugins", [LocalCheckpointIO()])
     return build(cfg.trainer, "trainer", callbacks=callbacks, **kwargs)

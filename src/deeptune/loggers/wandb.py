@@ -1,9 +1,11 @@
-"""Lightning's WandbLogger with two defaults a resumable, key-less run needs."""
+"""Lightning's WandbLogger with the defaults a resumable, key-less, killable run needs."""
 
 import hashlib
 import logging
 import netrc
 import os
+import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,15 +25,34 @@ def has_api_key() -> bool:
         return False
 
 
+def import_wandb(scratch: Path) -> None:
+    """Import wandb with its scratch folders in `scratch`, not the system temp folder.
+
+    wandb makes its `tmp*wandb-artifacts` and `tmp*wandb-media` folders as it is imported and
+    removes them only at exit, so every killed run left two behind in $TMPDIR. Python's tempfile
+    (what wandb asks) takes `tempfile.tempdir` over $TMPDIR; it is set for the import only.
+    """
+    if "wandb" in sys.modules:  # already imported: its folders are made
+        return
+    scratch.mkdir(parents=True, exist_ok=True)
+    before, tempfile.tempdir = tempfile.tempdir, str(scratch)
+    try:
+        import wandb  # noqa: F401
+    finally:
+        tempfile.tempdir = before
+
+
 class WandbLogger(_WandbLogger):
     """A run id fixed by the run folder, and offline logging when there is no API key.
 
     The id makes a resumed or requeued run continue its own W&B run instead of starting a new
     one; without a key W&B would prompt for one or fail, so it logs offline and says how to
-    upload. Every argument is Lightning's (and W&B's, through **kwargs).
+    upload. wandb's scratch folders go into <save_dir>/wandb. Every argument is Lightning's
+    (and W&B's, through **kwargs).
     """
 
     def __init__(self, save_dir: str = ".", id: str | None = None, offline: bool = False, **kwargs):
+        import_wandb(Path(save_dir) / "wandb")
         if id is None:
             id = hashlib.sha1(str(Path(save_dir).resolve()).encode()).hexdigest()[:16]
         if not (offline or os.environ.get("WANDB_MODE") or has_api_key()):

@@ -23,7 +23,8 @@ from deeptune.outputs import read_run, read_yaml
 from deeptune.sweeps import plots
 
 IGNORED = ("hydra.", "optuna.")  # the launcher's and the sweeper's plumbing, not hyper-parameters
-STATE_RANK = {"completed": 0, "pruned": 1}  # the jobs table's order after the metric; rest last
+# The jobs table's order after the metric; failed and the rest last.
+STATE_RANK = {"completed": 0, "pruned": 1, "interrupted": 2}
 STUDY_STATES = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed"}
 
 
@@ -59,8 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     figures = plots.draw_all(df, varied, metric, direction, agg is not None, study, out)
     jobs_view = view_jobs(sort_jobs(df, direction), varied, metric)
-    path = write_report(out, sweep, df, varied, metric, direction, jobs_view, agg, figures)
-    print_top(jobs_view, args.top, path)
+    hint = continuing(df, study)
+    path = write_report(out, sweep, df, varied, metric, direction, jobs_view, agg, figures, hint)
+    print_top(jobs_view, args.top, path, hint)
 
 
 def read_jobs(sweep: Path) -> list[dict]:
@@ -122,6 +124,7 @@ def job_table(jobs: list[dict], metric: str, study) -> tuple[pd.DataFrame, list]
     """A row per job (job, parameters..., value, state, duration_s, epochs); the varied keys."""
     split, _, name = metric.partition("/")
     trials = {t.number: t for t in study.trials} if study is not None else {}
+    retried = {t.user_attrs.get("retry_of") for t in trials.values()}
     rows = []
     for job in jobs:
         m = job["metrics"]
@@ -130,8 +133,11 @@ def job_table(jobs: list[dict], metric: str, study) -> tuple[pd.DataFrame, list]
         row["state"] = "failed" if m is None else m.get("status", "completed")
         row["duration_s"], row["epochs"] = (m or {}).get("duration_s"), (m or {}).get("epochs")
         if (trial := trials.get(job["job"])) is not None:
-            # The study knows what the sweeper decided, e.g. of a job killed before its metrics.
-            row["state"] = STUDY_STATES.get(trial.state.name, trial.state.name.lower())
+            # The study knows what the sweeper decided, e.g. of a job killed before its metrics;
+            # a job that says it was interrupted was, whatever a stopped sweep left in the study.
+            state = study_state(trial, retried)
+            if row["state"] != "interrupted" or state in ("completed", "pruned"):
+                row["state"] = state
             if row["duration_s"] is None and trial.duration is not None:
                 row["duration_s"] = trial.duration.total_seconds()
         rows.append(row)
@@ -143,8 +149,34 @@ def job_table(jobs: list[dict], metric: str, study) -> tuple[pd.DataFrame, list]
     return df, varied
 
 
+def study_state(trial, retried: set) -> str:
+    """A trial's state in the report's words. A FAIL that a stopped sweep abandoned (flagged
+    interrupted, or retried since: a stale one is failed before it can be flagged) is
+    interrupted: it did not fail, and the sweep runs it again."""
+    abandoned = trial.user_attrs.get("interrupted") or trial.number in retried
+    if trial.state.name == "FAIL" and abandoned:
+        return "interrupted"
+    return STUDY_STATES.get(trial.state.name, trial.state.name.lower())
+
+
+def continuing(df: pd.DataFrame, study) -> str | None:
+    """How to continue the interrupted jobs, None when there are none."""
+    n = int(df["state"].eq("interrupted").sum())
+    if not n:
+        return None
+    how = (
+        f"with the same hydra.sweeper.storage and hydra.sweeper.study_name={study.study_name}: "
+        "the study runs them again"
+        if study is not None
+        else "it continues in this folder, keeps the finished jobs and continues the interrupted "
+        "ones from their checkpoints/last.ckpt"
+    )
+    return f"{n} interrupted (stopped, not failed): to continue, run the same command again, {how}"
+
+
 def sort_jobs(df: pd.DataFrame, direction: str) -> pd.DataFrame:
-    """Completed jobs best first, then pruned, then failed and the rest; ties in job order."""
+    """Completed jobs best first, then pruned, interrupted, then failed and the rest; ties in job
+    order."""
     rank = df["state"].map(STATE_RANK).fillna(len(STATE_RANK))
     ordered = df.assign(_rank=rank).sort_values(
         ["_rank", "value"], ascending=[True, direction == "min"], na_position="last", kind="stable"
@@ -209,7 +241,7 @@ def markdown(view: pd.DataFrame) -> list[str]:
     return [rows[0], "|" + " --- |" * len(view.columns), *rows[1:]]
 
 
-def write_report(out, sweep, df, varied, metric, direction, jobs_view, agg, figures) -> Path:
+def write_report(out, sweep, df, varied, metric, direction, jobs_view, agg, figures, hint) -> Path:
     counts = df["state"].value_counts()
     states = {s: 0 for s in ("completed", "pruned", "failed")} | counts.to_dict()
     best = "higher" if direction == "max" else "lower"
@@ -220,6 +252,7 @@ def write_report(out, sweep, df, varied, metric, direction, jobs_view, agg, figu
         f"- jobs: {len(df)} ({', '.join(f'{s} {n}' for s, n in states.items())})",
         f"- metric: `{metric}`, direction: {direction} ({best} is better)",
         f"- varied: {', '.join(f'`{k}`' for k in varied) or 'nothing'}",
+        *([f"- {hint}"] if hint else []),
         "",
         "## Jobs, best first",
         "",
@@ -236,7 +269,7 @@ def write_report(out, sweep, df, varied, metric, direction, jobs_view, agg, figu
     return path
 
 
-def print_top(view: pd.DataFrame, top: int, path: Path) -> None:
+def print_top(view: pd.DataFrame, top: int, path: Path, hint: str | None) -> None:
     view = view.drop(columns=["duration_s", "epochs"])  # compact: they are in report.md
     title = f"sweep: best {min(top, len(view))} of {len(view)} jobs"
     table = Table(title=title, header_style="bold")
@@ -244,7 +277,7 @@ def print_top(view: pd.DataFrame, top: int, path: Path) -> None:
         table.add_column(column, justify="left" if column in ("job", "state") else "right")
     for row in view.head(top).values.tolist():
         table.add_row(*row)
-    Console().print(table, f"report: {path}", sep="\n")
+    Console().print(table, *([hint] if hint else []), f"report: {path}", sep="\n")
 
 
 if __name__ == "__main__":
