@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from types import SimpleNamespace
 
@@ -20,13 +21,15 @@ from helpers.runs import ROOT, run_cli
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
+from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from deeptune.callbacks.pruning import optuna_pruning
-from deeptune.errors import ConfigError
+from deeptune.errors import ConfigError, Interrupted
+from deeptune.sweeps import study as contract
 from deeptune.sweeps.study import PRUNER_ATTR, make_pruner
-from hydra_plugins.deeptune_optuna_sweeper import _impl, _results, sweeper
+from hydra_plugins.deeptune_optuna_sweeper import _impl, _results, _shared, sweeper
 from hydra_plugins.deeptune_optuna_sweeper._space import parse
 from hydra_plugins.deeptune_optuna_sweeper.config import OptunaSweeperConf
 
@@ -103,6 +106,9 @@ def test_settings_are_checked(monkeypatch):
         ("pruner", "early", "one of none, median"),
         ("n_trials", 0, "an integer >= 1"),
         ("max_failure_rate", 1.5, "a number in [0, 1]"),
+        ("seed", -1, "an integer >= 0, or null"),
+        ("heartbeat_interval", 0, "an integer >= 1 (seconds)"),
+        ("grace_period", 10, "an integer of seconds > hydra.sweeper.heartbeat_interval"),
     ]:
         with pytest.raises(
             SweepError, match=rf"hydra.sweeper.{key}=.* is invalid: {re.escape(allowed)}"
@@ -189,16 +195,154 @@ def test_failure_rate_limit():
         _impl._check_failure_rate(first, 4, 0.0, "r.yaml")
 
 
-def test_a_trial_left_running_is_marked_interrupted_and_queued_again():
-    study = optuna.create_study()
-    left = study.ask({"x": IntDistribution(0, 9)})
-    study.tell(study.ask({"x": IntDistribution(0, 9)}), 1.0)
-    _impl._recover_interrupted(study)
-    old, retry = study.trials[left.number], study.trials[-1]
-    assert old.state == TrialState.FAIL and old.user_attrs["interrupted"] is True
-    assert retry.state == TrialState.WAITING and retry.user_attrs["retry_of"] == left.number
-    assert _results.finished(study) == 1  # the interrupted trial does not count
-    assert study.ask({"x": IntDistribution(0, 9)}).params == old.params
+# -- several sweeps on one study, stops and resumes (in-process, with a launcher that fakes jobs)
+
+
+class _Launcher:
+    """Hydra's launcher interface; a job's value is the sum of its sampled numbers. `stop`:
+    raised by the n-th job instead, as a signal would be."""
+
+    def __init__(self, seconds=0.0, stop=None, at=0):
+        self.seconds, self.stop, self.at, self.jobs = seconds, stop, at, 0
+
+    def launch(self, batch, initial_job_idx):
+        returns = []
+        for overrides in batch:
+            self.jobs += 1
+            if self.stop is not None and self.jobs == self.at:
+                raise self.stop
+            time.sleep(self.seconds)
+            values = dict(o.split("=", 1) for o in overrides if not o.startswith("optuna."))
+            returns.append(_job(JobStatus.COMPLETED, sum(float(v) for v in values.values())))
+        return returns
+
+
+def _fake_sweeper(tmp_path, storage, launcher, folder="sweep", **settings):
+    config = OmegaConf.create(
+        {
+            "hydra": {"sweep": {"dir": str(tmp_path / folder)}, "job": {"name": "t"}},
+            "optimized_metric": "v",
+        }
+    )
+    settings = {"storage": storage, "study_name": "s", "seed": 0, **settings}
+    return SimpleNamespace(
+        settings=OptunaSweeperConf(**settings),
+        config=config,
+        launcher=launcher,
+        validate_batch_is_legal=lambda batch: None,
+    )
+
+
+SPACE = ["x=interval(0.0, 1.0)", "y=tag(log, interval(1e-3, 1.0))", "k=int(interval(0, 1000))"]
+
+
+def _params(study, states=(TrialState.COMPLETE,)):
+    return [tuple(t.params.values()) for t in study.get_trials(states=states)]
+
+
+def test_a_stopped_sweep_marks_its_trials_and_names_the_command_that_resumes(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    for stop, status in [(Interrupted(signal.SIGTERM), 143), (KeyboardInterrupt(), 130)]:
+        study_name = f"s{status}"
+        launcher = _Launcher(stop=stop, at=3)
+        with pytest.raises(Interrupted) as raised:
+            _impl.run_sweep(
+                _fake_sweeper(tmp_path, storage, launcher, study_name=study_name, n_trials=6), SPACE
+            )
+        assert raised.value.exit_status == status and raised.value.__suppress_context__
+        assert str(raised.value).endswith(
+            "(trial(s) 2 marked interrupted); to resume, run the same command with "
+            f"hydra.sweeper.storage={storage} hydra.sweeper.study_name={study_name}"
+        )
+        trials = optuna.load_study(study_name=study_name, storage=storage).trials
+        assert [t.state for t in trials[:3]] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL]
+        assert trials[2].user_attrs["interrupted"] is True
+        assert trials[3].state == TrialState.WAITING and trials[3].user_attrs["retry_of"] == 2
+        assert trials[3].params == trials[2].params
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "cmaes", "gp", "qmc", "grid"])
+def test_a_seeded_study_resumed_continues_its_sequence(tmp_path, sampler):
+    """The same seed gives the same trials; stopped and resumed, a seeded study goes on with new
+    ones instead of proposing trial 0's params again (relative samplers too: n_startup_trials)."""
+    storage = f"sqlite:///{tmp_path}/s.db"
+    space = ["x=choice(0, 1, 2)", "y=choice(0, 1)"] if sampler == "grid" else SPACE
+    args = {"n_startup_trials": 2} if sampler in ("tpe", "cmaes", "gp") else {}
+
+    def sweep(name, stop=None):
+        launcher = _Launcher(stop=stop, at=4)
+        fake = _fake_sweeper(tmp_path, storage, launcher, study_name=name, n_trials=6)
+        fake.settings.sampler, fake.settings.sampler_args = sampler, args
+        _impl.run_sweep(fake, space)
+        return optuna.load_study(study_name=name, storage=storage)
+
+    unbroken = _params(sweep("unbroken"))
+    with pytest.raises(Interrupted):
+        sweep("stopped", stop=Interrupted(signal.SIGTERM))  # in the 4th trial
+    resumed = sweep("stopped")
+    assert _params(resumed)[:3] == unbroken[:3]  # reproducible
+    assert len(set(_params(resumed))) == 6  # no parameter set twice
+    retry = next(t for t in resumed.trials if t.user_attrs.get("retry_of") == 3)
+    assert retry.params == resumed.trials[3].params and retry.state == TrialState.COMPLETE
+
+
+def test_sweeps_sharing_a_study_run_n_trials_in_all(tmp_path):
+    storage, failures = f"sqlite:///{tmp_path}/s.db", []
+
+    def sweep(i, n_jobs):
+        launcher = _Launcher(0.05)
+        fake = _fake_sweeper(tmp_path, storage, launcher, f"sweep{i}", n_trials=10, n_jobs=n_jobs)
+        try:
+            _impl.run_sweep(fake, SPACE)
+        except BaseException as err:  # noqa: BLE001  (reported below)
+            failures.append(err)
+
+    threads = [threading.Thread(target=sweep, args=(i, 1 + i % 2)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert _results.finished(study) == len(study.get_trials(states=(TrialState.COMPLETE,))) == 10
+    assert len(set(_params(study))) == 10  # the same seed in every sweep, no parameter set twice
+    counts = _results.counts(study)
+    assert counts["interrupted"] == counts["running"] == counts["waiting"] == 0
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed")
+def test_a_trial_whose_heartbeat_stopped_is_retried_and_a_live_one_is_not(tmp_path, monkeypatch):
+    monkeypatch.setattr(_impl, "POLL", 0.2)
+    storage = f"sqlite:///{tmp_path}/s.db"
+    first = optuna.create_study(storage=_shared.storage(storage, 1, 2), study_name="s")
+    x, x_space = {"x": FloatDistribution(0.0, 1.0)}, ["x=interval(0.0, 1.0)"]
+    gone, live, silent = (first.ask(x) for _ in range(3))
+    contract.record_heartbeat(first, gone)  # one heartbeat, then its sweep was killed
+    gone.set_user_attr(_shared.OWNER, "elsewhere:1")
+    # `silent` never records one: killed just after asking, or from before heartbeats.
+    with _shared.Heartbeat(first, 0.5) as heartbeat:
+        heartbeat.add(live)
+        second = optuna.load_study(study_name="s", storage=_shared.storage(storage, 1, 2))
+        recover = _shared.Recovery(second, 2)
+        recover()
+        assert all(t.state == TrialState.RUNNING for t in second.trials)
+        time.sleep(3.5)  # heartbeats are timed in whole seconds
+        recover()
+        trials = second.trials
+        assert trials[live.number].state == TrialState.RUNNING  # its sweep is alive
+        for old in (gone, silent):
+            assert trials[old.number].state == TrialState.FAIL
+            retry = next(t for t in trials if t.user_attrs.get("retry_of") == old.number)
+            assert retry.state == TrialState.WAITING and retry.params == old.params
+        assert _results.counts(second)["interrupted"] == 2  # not counted as failures
+
+        # The sweep of `gone` comes back and tells: dropped, its retry counts instead.
+        assert not _shared.finish(first, gone, {}, 1.0)
+        # A second sweep runs the retries, then waits for `live`, which its sweep finishes.
+        threading.Timer(1.0, lambda: _shared.finish(first, live, {}, 0.5)).start()
+        _impl.run_sweep(_fake_sweeper(tmp_path, storage, _Launcher(), n_trials=3), list(x_space))
+    done = {t.number for t in second.get_trials(states=(TrialState.COMPLETE,))}
+    assert done == {live.number, 3, 4} and _results.finished(second) == 3
 
 
 # -- the job's side: the pruning callback -------------------------------------------------------
@@ -216,6 +360,7 @@ def test_pruning_callback_reports_each_epoch_and_stops_a_bad_trial(tmp_path):
     trainer = SimpleNamespace(
         sanity_checking=True,
         current_epoch=0,
+        state=SimpleNamespace(fn="fit"),
         is_global_zero=True,
         callback_metrics={"val/acc": torch.tensor(0.05)},
         strategy=SimpleNamespace(broadcast=lambda obj, src=0: obj),
@@ -228,6 +373,10 @@ def test_pruning_callback_reports_each_epoch_and_stops_a_bad_trial(tmp_path):
     with pytest.raises(optuna.TrialPruned, match=r"pruned at epoch 1 \(val/acc=0.5000\)"):
         callback.on_validation_end(trainer, None)
     assert study.trials[number].intermediate_values == {0: 0.875, 1: 0.5}
+    trainer.state.fn, trainer.current_epoch = "validate", 2  # an evaluation after the fit
+    callback.on_validation_end(trainer, None)
+    assert study.trials[number].intermediate_values == {0: 0.875, 1: 0.5}  # not a step
+    trainer.state.fn = "fit"
 
     # Training metrics are logged after validation: the epoch's value is reported one hook later.
     number = study.ask().number
@@ -370,7 +519,10 @@ def test_the_same_command_resumes_the_study(tmp_path):
     }
     left = study.ask(space)
 
-    ran, results = _sweep(tmp_path, *args, "hydra.sweeper.n_trials=4")
+    # It has no heartbeat (a killed sweep's trial would, until grace_period): retried once it is
+    # older than grace_period.
+    grace = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"]
+    ran, results = _sweep(tmp_path, *args, *grace, "hydra.sweeper.n_trials=4")
     assert ran.returncode == 0, ran.stderr[-3000:]
     trials = optuna.load_study(study_name="x", storage=storage).trials
     assert trials[left.number].state == TrialState.FAIL
@@ -383,6 +535,7 @@ def test_the_same_command_resumes_the_study(tmp_path):
         "pruned": 0,
         "fail": 0,
         "interrupted": 1,
+        "surplus": 0,
         "running": 0,
         "waiting": 0,
     }
@@ -391,28 +544,81 @@ def test_the_same_command_resumes_the_study(tmp_path):
     assert (tmp_path / "sweep" / "0" / "metrics.json").read_text() == first_job
 
 
-@pytest.mark.slow
-def test_sigterm_marks_the_running_trial_interrupted(tmp_path):
-    storage = f"sqlite:///{tmp_path}/s.db"
-    command = [sys.executable, str(ROOT / "train.py"), "-m", "hydra/sweeper=optuna"]
-    command += [f"hydra.sweep.dir={tmp_path}/sweep", "logger=csv", "callbacks=none"]
-    command += ["trainer.max_epochs=10000", "model.depth=1,2"]  # a trial that would run long
-    command += [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=x"]
+def _start(tmp_path, *overrides):
+    command = [sys.executable, str(ROOT / "train.py"), "-m", "hydra/sweeper=optuna", "logger=csv"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    proc = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    return subprocess.Popen(
+        [*command, *overrides],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(folder, pattern, seconds=120):
+    deadline = time.time() + seconds
+    while not any(folder.glob(pattern)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert any(folder.glob(pattern)), f"no {pattern} in {folder}"
+
+
+@pytest.mark.slow
+def test_sweep_processes_share_one_study(tmp_path):
+    """Two sweeps started together on a new SQLite study (they race to create its tables) and a
+    third started while their trials run: all end well, with n_trials trials in all, once each."""
+    storage = f"sqlite:///{tmp_path}/s.db"
+    args = ["callbacks=none", "trainer.max_epochs=1", "test=false", "hydra.sweeper.seed=0"]
+    args += [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=x"]
+    args += ["hydra.sweeper.n_trials=6", "optimizer.lr=tag(log, interval(1e-3, 1e-1))"]
+    args += ["model.dropout=interval(0.0, 0.5)"]
+    sweeps = [_start(tmp_path, f"hydra.sweep.dir={tmp_path}/{name}", *args) for name in "ab"]
+    _wait_for(tmp_path, "[ab]/[0-9]*")  # a trial is running
+    sweeps.append(_start(tmp_path, f"hydra.sweep.dir={tmp_path}/c", *args))
+    try:
+        ended = [sweep.communicate(timeout=240) for sweep in sweeps]
+    finally:
+        for sweep in sweeps:
+            sweep.kill()
+    for sweep, (_, err) in zip(sweeps, ended, strict=True):
+        assert sweep.returncode == 0, err[-3000:]
+    study = optuna.load_study(study_name="x", storage=storage)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == _results.finished(study) == 6
+    assert len({tuple(t.params.values()) for t in complete}) == 6  # no parameter set twice
+    # Each trial ran as one job, in the folder of the sweep that ran it.
+    jobs = {int(p.parent.name): p for p in tmp_path.glob("[abc]/*/metrics.json")}
+    assert sorted(jobs) == sorted(t.number for t in complete)
+    assert all(json.loads(jobs[t.number].read_text())["val"]["acc"] == t.value for t in complete)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_sweep_with_one_line_and_status_143(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    sweep = _start(
+        tmp_path,
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        "callbacks=none",
+        "trainer.max_epochs=10000",  # a trial that would run long
+        "model.depth=1,2",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=x",
     )
     try:
-        deadline = time.time() + 60
-        while not (tmp_path / "sweep" / "0").is_dir() and time.time() < deadline:
-            time.sleep(0.2)
+        _wait_for(tmp_path / "sweep", "0")
         time.sleep(1.0)
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        sweep.send_signal(signal.SIGTERM)
+        out, err = sweep.communicate(timeout=60)
     finally:
-        proc.kill()
-    assert proc.returncode != 0
-    assert "marked interrupted" in out
+        sweep.kill()
+    assert sweep.returncode == 143, err[-3000:]
+    assert "Traceback" not in out + err
+    last = err.strip().splitlines()[-1]  # the one line the sweep ends with
+    assert last.endswith(
+        "stopped by SIGTERM (trial(s) 0 marked interrupted); to resume, run the same command "
+        f"with hydra.sweeper.storage={storage} hydra.sweeper.study_name=x"
+    )
     trials = optuna.load_study(study_name="x", storage=storage).trials
     assert trials[0].state == TrialState.FAIL and trials[0].user_attrs["interrupted"] is True
     assert trials[1].state == TrialState.WAITING and trials[1].user_attrs["retry_of"] == 0

@@ -22,7 +22,10 @@ class OptunaPruning(Callback):
         return self.monitor.startswith("train/")
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        if not trainer.sanity_checking and not self._train_metric:
+        # Only the fit's epochs: the evaluations after it (the kept checkpoint on val, the
+        # train split of a run resumed past its last epoch) are not steps of the curve.
+        fitting = trainer.state.fn == "fit"
+        if fitting and not trainer.sanity_checking and not self._train_metric:
             self._report(trainer, trainer.current_epoch)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:

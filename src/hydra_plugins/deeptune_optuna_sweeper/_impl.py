@@ -1,39 +1,41 @@
-"""The sweep: open (or resume) the study, then ask / launch / tell until n_trials are done.
+"""The sweep: open (or join, or resume) the study, then ask / launch / tell until n_trials are done.
 
 Each trial is one Hydra job in <sweep dir>/<trial number>. The job gets the study's address
 in `optuna.storage`, `optuna.study_name` and `optuna.trial`, so that it can report its
-per-epoch metric and be pruned (deeptune.callbacks.pruning). One sweeper process per study:
-trials still RUNNING when a sweep starts are taken to be left over from a killed sweep.
+per-epoch metric and be pruned (deeptune.callbacks.pruning). Any number of sweep processes may
+share one study (_shared), each trial sampled by its own sampler (_sampling).
 """
 
 import logging
 import math
+import shlex
 import signal
-import threading
 import time
 import traceback
+import warnings
 from collections.abc import Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.utils import get_class
 from omegaconf import OmegaConf
 from optuna.trial import Trial, TrialState
 from sqlalchemy.engine import make_url
 
+from deeptune.errors import Interrupted
 from deeptune.sweeps import study as contract
 from deeptune.threads import launcher_jobs
 
-from . import _results
+from . import _results, _shared
+from ._sampling import Sampling, sample
 from ._space import SearchSpace, format_value, parse
-from .config import DIRECTIONS, SAMPLERS, SweepError
+from .config import DIRECTIONS, SweepError
 
 log = logging.getLogger(__name__)
 
 MIN_TRIALS_FOR_RATE = 4  # a failure rate over fewer finished trials says little
 MAX_TRACEBACK = 20_000  # characters of a failed job's traceback kept in the study
+POLL = 2.0  # seconds between looks at the study while the last trials run elsewhere
 
 
 def run_sweep(sweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
@@ -51,7 +53,7 @@ def run_sweep(sweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
     first = _trial_overrides(space, space.first_point(), storage, study_name, 0)
     sweeper.validate_batch_is_legal([first])
 
-    n_trials, sampler = s.n_trials, _sampler(s, space)
+    n_trials, sampling = s.n_trials, Sampling(s, space)
     if s.sampler == "grid":
         n_trials = min(n_trials, math.prod(len(v) for v in space.grid().values()))
     pruner_spec = {"name": s.pruner, "args": s.pruner_args}
@@ -59,39 +61,47 @@ def run_sweep(sweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
         pruner = contract.make_pruner(pruner_spec)
     except ValueError as err:
         raise SweepError(str(err)) from None
-    study = _open_study(storage, study_name, sampler, pruner, _direction(s, config))
+    rdb = _shared.storage(storage, s.heartbeat_interval, s.grace_period)
+    study = _open_study(rdb, storage, study_name, sampling.shared, pruner, _direction(s, config))
     study.set_user_attr(contract.PRUNER_ATTR, pruner_spec)
-    _recover_interrupted(study)
 
     metric = config.get("optimized_metric") or "value"
     batch_size = s.n_jobs or launcher_jobs(config.hydra.get("launcher"))
     results_path = sweep_dir / "optimization_results.yaml"
-    returns = []
-    with _sigterm_as_keyboard_interrupt():
-        while (done := _results.finished(study)) < n_trials:
-            trials = [
-                study.ask(space.distributions) for _ in range(min(batch_size, n_trials - done))
-            ]
-            batch = [
-                _trial_overrides(space, t.params, storage, study_name, t.number) for t in trials
-            ]
+    returns, waiting, recover = [], False, _shared.Recovery(study, s.grace_period)
+    with _shared.Heartbeat(study, s.heartbeat_interval) as heartbeat:
+        while _results.finished(study) < n_trials:
+            trials: list[Trial] = []
             try:
+                recover()
+                room = _shared.room(study, n_trials)
+                if room <= 0:  # the last trials run in other sweeps: wait for them
+                    waiting = waiting or _say_waiting(study, s.grace_period)
+                    time.sleep(POLL)
+                    continue
+                for _ in range(min(batch_size, room)):
+                    _ask(study, space, sampling, n_trials, heartbeat, trials)
+                if not trials:
+                    continue
+                batch = [
+                    _trial_overrides(space, t.params, storage, study_name, t.number) for t in trials
+                ]
                 sweeper.validate_batch_is_legal(batch)
                 results = _launch(sweeper.launcher, trials, batch)
             except BaseException as err:  # Ctrl+C, SIGTERM, a launcher that crashed
+                stop = _stop(err)
+                reason = str(stop) if stop else f"{type(err).__name__}: {err}"
                 for trial in trials:
-                    _abandon(study, trial, f"interrupted: {type(err).__name__}: {err}")
+                    heartbeat.discard(trial)
+                    _shared.abandon(study, trial, f"interrupted: {reason}")
                 _results.write(study, results_path, n_trials, storage, space)
-                log.warning(
-                    "sweep stopped: trial(s) %s marked interrupted; run the same command with "
-                    "hydra.sweeper.storage=%s hydra.sweeper.study_name=%s to resume",
-                    ", ".join(str(t.number) for t in trials),
-                    storage,
-                    study_name,
-                )
-                raise
+                if stop is None:
+                    raise
+                where = _how_to_resume(trials, storage, study_name)
+                raise Interrupted(stop.signum, where) from None
             for trial, result in zip(trials, results, strict=True):
                 _tell(study, trial, result, metric)
+                heartbeat.discard(trial)
             returns.append(results)
             _results.write(study, results_path, n_trials, storage, space)
             _check_failure_rate(study, n_trials, s.max_failure_rate, results_path)
@@ -101,48 +111,71 @@ def run_sweep(sweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
     return returns
 
 
-def _open_study(storage: str, name: str, sampler, pruner, direction: str) -> optuna.Study:
+def _ask(study, space: SearchSpace, sampling: Sampling, n_trials: int, heartbeat, trials: list):
+    """Ask for one more trial into `trials`, unless it turns out to be surplus."""
+    with warnings.catch_warnings():  # we record the heartbeats Optuna's warning is about
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed", UserWarning)
+        trial = study.ask()  # a queued retry first, else a new trial
+    trials.append(trial)  # from here on a stop abandons it
+    if _shared.surplus(study, trial, n_trials):
+        trials.pop()
+        return
+    heartbeat.add(trial)  # before sampling, which can take a while (GP, CMA-ES)
+    sample(study, trial, space, sampling)
+
+
+def _say_waiting(study: optuna.Study, grace_period: int) -> bool:
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    log.info(
+        "waiting for trial(s) %s, run by other sweeps on this study (a trial is retried once "
+        "its sweep has sent no heartbeat for %d s)",
+        ", ".join(str(t.number) for t in running),
+        grace_period,
+    )
+    return True
+
+
+def _stop(err: BaseException) -> Interrupted | None:
+    """The signal that `err` stands for: an Interrupted (the entry point's SIGTERM handler, or a
+    job stopped by one) or a KeyboardInterrupt (Ctrl+C); None for anything else."""
+    if isinstance(err, Interrupted):
+        return err
+    return Interrupted(signal.SIGINT) if isinstance(err, KeyboardInterrupt) else None
+
+
+def _how_to_resume(trials: list[Trial], storage: str, name: str) -> str:
+    """What a stopped sweep left, and the one command that resumes it (the default storage is
+    in this sweep's own folder, and the default study name has the time it started)."""
+    numbers = ", ".join(str(t.number) for t in trials)
+    left = f"trial(s) {numbers} marked interrupted" if trials else "none of its trials running"
+    resume = f"hydra.sweeper.storage={shlex.quote(storage)} hydra.sweeper.study_name="
+    return f"({left}); to resume, run the same command with {resume}{shlex.quote(name)}"
+
+
+def _open_study(rdb, url: str, name: str, sampler, pruner, direction: str) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # we say what matters, once
     study = optuna.create_study(
-        storage=storage,
+        storage=rdb,
         study_name=name,
         sampler=sampler,
         pruner=pruner,
         direction=direction,
-        load_if_exists=True,  # the same command resumes the study
+        load_if_exists=True,  # the same command resumes the study, or joins it
     )
     if study.direction.name.lower() != direction:
         raise SweepError(
-            f"study {name!r} in {storage} was created to {study.direction.name.lower()}, "
+            f"study {name!r} in {url} was created to {study.direction.name.lower()}, "
             f"not {direction}: set hydra.sweeper.direction or use another study_name"
         )
     done = _results.finished(study)
     log.info(
         "Optuna study %r in %s (%s), sampler %s",
         name,
-        storage,
+        url,
         f"resumed: {done} finished trials" if done else "new",
         type(sampler).__name__,
     )
     return study
-
-
-def _recover_interrupted(study: optuna.Study) -> None:
-    """Trials a killed sweep left RUNNING: mark them and queue their params to run again."""
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        _abandon(study, contract.live_trial(study, frozen), "interrupted: the sweep stopped")
-        log.warning("trial %d was left running by a stopped sweep: queued again", frozen.number)
-
-
-def _abandon(study: optuna.Study, trial: Trial, reason: str) -> None:
-    """FAIL with interrupted=True (not counted towards n_trials); its params run again later."""
-    if contract.is_finished(study, trial):
-        return
-    trial.set_user_attr("interrupted", True)
-    trial.set_user_attr("error", reason)
-    study.tell(trial, state=TrialState.FAIL)
-    if trial.params:
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
 
 
 def _launch(launcher, trials: list[Trial], batch: list[list[str]]) -> list[JobReturn]:
@@ -162,23 +195,32 @@ def _tell(study: optuna.Study, trial: Trial, result: JobReturn, metric: str) -> 
     if result.status == JobStatus.COMPLETED:
         value = _finite_number(result.return_value)
         if value is not None:
-            study.tell(trial, value)
-            log.info("trial %d: %s=%.4f  %s", trial.number, metric, value, params)
+            if _finish(study, trial, {}, value):
+                log.info("trial %d: %s=%.4f  %s", trial.number, metric, value, params)
             return
         error, trace = f"the job returned {result.return_value!r}, not a finite number", None
     else:
         exc = result._return_value  # `.return_value` would re-raise it
         if isinstance(exc, optuna.TrialPruned):
-            study.tell(trial, state=TrialState.PRUNED)
-            log.info("trial %d: %s  %s", trial.number, exc, params)
+            if _finish(study, trial, {}, state=TrialState.PRUNED):
+                log.info("trial %d: %s  %s", trial.number, exc, params)
             return
         error = f"{type(exc).__name__}: {exc}"
         trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    trial.set_user_attr("error", error)
-    if trace:
-        trial.set_user_attr("traceback", trace[-MAX_TRACEBACK:])
-    study.tell(trial, state=TrialState.FAIL)
-    log.warning("trial %d failed: %s  %s", trial.number, error.splitlines()[0], params)
+    attrs = {"error": error, **({"traceback": trace[-MAX_TRACEBACK:]} if trace else {})}
+    if _finish(study, trial, attrs, state=TrialState.FAIL):
+        log.warning("trial %d failed: %s  %s", trial.number, error.splitlines()[0], params)
+
+
+def _finish(study, trial: Trial, attrs: dict, *values, **state) -> bool:
+    if _shared.finish(study, trial, attrs, *values, **state):
+        return True
+    log.warning(
+        "trial %d was taken for stale and queued again by another sweep (no heartbeat for "
+        "hydra.sweeper.grace_period seconds): its result is dropped",
+        trial.number,
+    )
+    return False
 
 
 def _finite_number(value) -> float | None:
@@ -207,22 +249,6 @@ def _check_failure_rate(study, n_trials: int, max_rate: float, results_path: Pat
 
 def _trial_overrides(space: SearchSpace, params: dict, storage: str, name: str, number: int):
     return [*space.overrides(params), *contract.trial_overrides(storage, name, number)]
-
-
-def _sampler(s, space: SearchSpace):
-    grid = s.sampler == "grid"
-    cls = _GridSampler if grid else get_class(SAMPLERS[s.sampler])
-    try:
-        return cls(*([space.grid()] if grid else []), **s.sampler_args, seed=s.seed)
-    except TypeError as err:  # an argument that the sampler does not take
-        raise SweepError(f"hydra.sweeper.sampler_args={s.sampler_args}: {err}") from None
-
-
-class _GridSampler(optuna.samplers.GridSampler):
-    def after_trial(self, study, trial, state, values) -> None:
-        # GridSampler calls Study.stop() once the grid is done, which raises outside
-        # Study.optimize(); the sweep counts its trials itself.
-        pass
 
 
 def _direction(s, config) -> str:
@@ -257,21 +283,3 @@ def _flatten(params: dict, prefix: str = "") -> dict:
 
 def _param_text(value) -> str:
     return format_value(value) if not isinstance(value, str) else value
-
-
-@contextmanager
-def _sigterm_as_keyboard_interrupt():
-    """SIGTERM (a scheduler, `kill`) stops the sweep the way Ctrl+C does: the running trials are
-    marked interrupted instead of being left RUNNING."""
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

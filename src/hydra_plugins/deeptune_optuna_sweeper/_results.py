@@ -6,34 +6,50 @@ from pathlib import Path
 
 import optuna
 import yaml
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.table import Table
 
 from ._space import SearchSpace, format_value
 
-STATES = ("complete", "pruned", "fail", "interrupted", "running", "waiting")
+STATES = ("complete", "pruned", "fail", "interrupted", "surplus", "running", "waiting")
+COUNTED = ("complete", "pruned", "fail")  # the trials that count towards n_trials
 TOP = 10  # trials in the closing table
 
 
+def kinds(trials: list[FrozenTrial]) -> dict[int, str]:
+    """Trial number -> its state, with two kinds of FAIL apart from failures: interrupted (its
+    sweep stopped, or went silent, before the job ended; its params run again as the trial whose
+    `retry_of` names it) and surplus (asked for when n_trials were already under way)."""
+    # A trial failed for a stale heartbeat is finished before anyone can flag it (Optuna's
+    # storage refuses attributes on a finished trial): its retry is what marks it.
+    retried = {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
+
+    def kind(t: FrozenTrial) -> str:
+        if t.state == TrialState.FAIL and t.user_attrs.get("surplus"):
+            return "surplus"
+        if t.state == TrialState.FAIL and (t.user_attrs.get("interrupted") or t.number in retried):
+            return "interrupted"
+        return t.state.name.lower()
+
+    return {t.number: kind(t) for t in trials}
+
+
 def counts(study: optuna.Study) -> dict[str, int]:
-    """Trials by state; interrupted ones (FAIL, user attr interrupted) apart from failures."""
-    found = Counter(
-        "interrupted" if t.user_attrs.get("interrupted") else t.state.name.lower()
-        for t in study.get_trials(deepcopy=False)
-    )
+    found = Counter(kinds(study.get_trials(deepcopy=False)).values())
     return {state: found[state] for state in STATES}
 
 
 def finished(study: optuna.Study) -> int:
-    """The trials that count towards n_trials: completed, pruned or failed, not interrupted."""
+    """The trials that count towards n_trials: completed, pruned or failed (not interrupted)."""
     c = counts(study)
-    return c["complete"] + c["pruned"] + c["fail"]
+    return sum(c[state] for state in COUNTED)
 
 
 def write(study: optuna.Study, path: Path, n_trials: int, storage: str, space: SearchSpace):
     """optimization_results.yaml: the best trial (null while none completed) and the counts."""
     trials = study.get_trials(deepcopy=False)
+    kind = kinds(trials)
     best = study.best_trial if any(t.state == TrialState.COMPLETE for t in trials) else None
     results = {
         "best_trial": best.number if best else None,
@@ -49,10 +65,11 @@ def write(study: optuna.Study, path: Path, n_trials: int, storage: str, space: S
         "failures": {
             t.number: str(t.user_attrs.get("error", "?")).splitlines()[0]
             for t in trials
-            if t.state == TrialState.FAIL and not t.user_attrs.get("interrupted")
+            if kind[t.number] == "fail"
         },
     }
-    tmp = path.with_name(f".{path.name}.tmp")  # a killed sweep never leaves half a file
+    # A killed sweep never leaves half a file; the pid: two sweeps may share a folder.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(yaml.safe_dump(results, sort_keys=False))
     os.replace(tmp, path)
 

@@ -40,9 +40,14 @@ class OptunaSweeperConf:
     n_jobs: int | None = (
         None  # trials per batch, run by hydra/launcher; null: the launcher's n_jobs
     )
-    seed: int | None = None  # the sampler's seed
+    seed: int | None = None  # trial n is sampled with a seed drawn from (seed, n)
     storage: str | None = None  # null: sqlite:///<sweep dir>/optuna.db
-    study_name: str | None = None  # null: <job name>-<date>-<time>; set it to resume
+    study_name: str | None = None  # null: <job name>-<date>-<time>; set it to resume or share
+    # Sweeps that share a study: each running trial's heartbeat is recorded every
+    # heartbeat_interval seconds; one silent for grace_period seconds (its sweep is gone) is
+    # retried by another sweep.
+    heartbeat_interval: int = 10
+    grace_period: int = 60
     pruner: str = "none"  # none, median, percentile, hyperband, successive_halving
     pruner_args: dict[str, Any] = field(default_factory=dict)  # passed to the Optuna pruner
     max_failure_rate: float = 0.25  # stop when failed / finished trials exceeds this

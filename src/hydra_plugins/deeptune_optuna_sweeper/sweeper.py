@@ -77,3 +77,9 @@ def check_settings(s: OptunaSweeperConf) -> None:
         raise bad("n_jobs", "an integer >= 1, or null for the launcher's n_jobs")
     if not 0 <= s.max_failure_rate <= 1:
         raise bad("max_failure_rate", "a number in [0, 1]")
+    if s.seed is not None and (not isinstance(s.seed, int) or s.seed < 0):
+        raise bad("seed", "an integer >= 0, or null")
+    if not isinstance(s.heartbeat_interval, int) or s.heartbeat_interval < 1:
+        raise bad("heartbeat_interval", "an integer >= 1 (seconds)")
+    if not isinstance(s.grace_period, int) or s.grace_period <= s.heartbeat_interval:
+        raise bad("grace_period", "an integer of seconds > hydra.sweeper.heartbeat_interval")
