@@ -122,10 +122,17 @@ def read_checkpoint(path: Path, key: str) -> dict:
     """A Lightning checkpoint, tensors and plain values only; a file that is unreadable or holds
     anything else is a ConfigError at `key` that does not suggest loading it unsafely."""
     import pickle
+    import zipfile
 
     import torch
 
     path = Path(path)
+    # torch.save has written zip archives since torch 1.6; anything else (a file cut short, a
+    # pickle) would reach torch's legacy unpickler, whose refusals read like a blocked object.
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(
+            key, str(path), "cannot read the checkpoint: truncated, or not a file torch.save wrote"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # weights_only refused an object: it would run code
