@@ -24,6 +24,7 @@ def test_nan_loss_stops_at_once_with_a_reason(train_cfg):
     record = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert record["status"] == "failed" and "training loss became nan" in record["reason"]
     assert "test" not in record  # nothing reported as if it had succeeded
+    assert record["provenance"]["versions"]["torch"]  # which code and libraries failed
 
 
 def test_gradient_clipping_keeps_the_same_run_finite(train_cfg):

@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 import deeptune.resolvers  # noqa: F401  (registers the resolvers of hydra/launcher=slurm)
-from deeptune import builders, outputs, trust
+from deeptune import builders, outputs, provenance, trust
 from deeptune.cli import guarded, run_task
 from deeptune.config import CONFIG_DIR, derive, validate, validate_against_data
 from deeptune.errors import Interrupted
@@ -50,6 +50,7 @@ def _train(cfg: DictConfig) -> float:
         seed=cfg.seed,
         threads=torch.get_num_threads(),
         duration_s=round(time.perf_counter() - started, 2),
+        provenance=provenance.collect(),  # the commit, versions and device behind the figures
     )
     out_dir = Path(cfg.paths.output_dir)
     if is_main:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from deeptune import builders, outputs, signals
+from deeptune import builders, outputs, provenance, signals
 from deeptune.config import validate_against_model
 from deeptune.run import blame, ddp, resume
 
@@ -53,6 +53,7 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     parts = assemble(cfg, table)
     trainer = parts.trainer
+    loggers = list(parts.loggers.values())
     if trainer.is_global_zero:
         outputs.save_config(cfg, out_dir)
     try:
@@ -61,7 +62,6 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
             if trainer.is_global_zero and (cfg.report.confusion or cfg.report.tsne):
                 from deeptune.diagnostics.final_model import final_report
 
-                loggers = list(parts.loggers.values())
                 metrics["report"] = final_report(
                     cfg, parts.model, parts.datamodule, out_dir, loggers
                 )
@@ -93,7 +93,7 @@ def _failure(err: Exception, trainer, cfg: DictConfig) -> dict:
     pruned = type(err).__name__ == "TrialPruned"
     reason = str(err).splitlines()[0] if str(err) else type(err).__name__
     record = {"status": "pruned" if pruned else "failed", "reason": reason}
-    record.update(epochs=trainer.current_epoch, seed=cfg.seed)
+    record.update(epochs=trainer.current_epoch, seed=cfg.seed, provenance=provenance.collect())
     _add_callback_reports(record, trainer)  # e.g. the gradient-health verdict
     return record
 
@@ -106,6 +106,7 @@ def _interruption(stop, trainer, cfg: DictConfig) -> dict:
         "epochs": trainer.current_epoch,
         "seed": cfg.seed,
         "resume_from": str(last) if last.is_file() else None,
+        "provenance": provenance.collect(),
     }
 
 

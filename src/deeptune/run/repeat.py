@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from deeptune import outputs
+from deeptune import outputs, provenance
 from deeptune.config import derive
 from deeptune.run import fit
 
@@ -87,7 +87,7 @@ def fit_part(cfg: DictConfig, table) -> tuple[dict, bool]:
     if cfg.resume == "auto" and outputs.run_status(out_dir) == "completed":
         return json.loads((out_dir / outputs.METRICS_FILE).read_text()), True
     metrics, is_main = fit.fit_one(cfg, table)
-    metrics.update(status="completed", seed=cfg.seed)
+    metrics.update(status="completed", seed=cfg.seed, provenance=provenance.collect())
     if is_main:
         outputs.save_metrics(metrics, out_dir)
     return metrics, is_main
