@@ -20,6 +20,9 @@ def compose_cfg(config_name: str, overrides: list[str], out_dir: Path):
     with open_dict(cfg):  # paths.* point at Hydra's runtime, which compose does not set
         cfg.paths.output_dir = str(out_dir)
         cfg.paths.root_dir = str(ROOT)
+        if (cfg.get("logger") or {}).get("mlflow") is not None:  # one store per test, not ROOT's
+            cfg.logger.mlflow.tracking_uri = f"sqlite:///{out_dir.parent / 'mlruns.db'}"
+            cfg.logger.mlflow.artifact_location = str(out_dir.parent / "mlartifacts")
     return cfg
 
 

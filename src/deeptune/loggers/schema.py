@@ -1,9 +1,11 @@
 """The schema of configs/logger/*.yaml: where metrics go."""
 
+import importlib.util
 from typing import Annotated, Literal
 
 from pydantic import Field
 
+from deeptune.errors import ConfigError
 from deeptune.schema import Allowed, Label, Name, Node, Path, PosInt, Text, schema
 
 Version = Name | Annotated[int, Field(ge=0)] | Literal[""] | None
@@ -57,3 +59,23 @@ class WandbLoggerNode(Node):  # and wandb.init's **kwargs
     tags: list[Label] = None
     job_type: Label | None = None
     resume: Literal["allow", "must", "never", "auto"] | bool | None = None
+
+
+@schema("lightning.pytorch.loggers.MLFlowLogger")
+class MLFlowLoggerNode(Node):
+    experiment_name: Label = None
+    run_name: Label | None = None
+    tracking_uri: Text | None = None
+    tags: dict[str, str | int | float | bool] | None = None
+    save_dir: Path | None = None
+    log_model: bool | Literal["all"] = None
+    prefix: Text = None
+    artifact_location: Text | None = None
+    run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = None
+    synchronous: bool | None = None
+
+    def check(self, key: str) -> None:
+        # Lightning would raise a ModuleNotFoundError traceback only when the logger is built,
+        # after torch has loaded; mlflow is an optional extra.
+        if importlib.util.find_spec("mlflow") is None:
+            raise ConfigError(key, self.target_, 'needs mlflow: pip install "deeptune[mlflow]"')
