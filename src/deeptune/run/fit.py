@@ -13,7 +13,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from deeptune import builders, outputs, provenance, signals
-from deeptune.config import validate_against_model
+from deeptune.config import derive, validate_against_model
+from deeptune.loggers import hparams
 from deeptune.run import blame, ddp, resume
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
     out_dir = Path(cfg.paths.output_dir)
     ddp.use_job_commands(str(out_dir))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    cfg = derive(cfg, hparams.grouping(cfg))  # the sweep's W&B group, MLflow's run name
     parts = assemble(cfg, table)
     trainer = parts.trainer
     loggers = list(parts.loggers.values())
@@ -58,7 +60,11 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
         outputs.save_config(cfg, out_dir)
     try:
         with blame.blamed(blame.owners(parts, cfg)):
+            if trainer.is_global_zero:
+                hparams.log(loggers, cfg, parts.model.net)
             metrics = _fit_and_test(cfg, parts, ckpt)
+            if trainer.is_global_zero:
+                hparams.log_result(loggers, cfg, metrics, step=trainer.global_step)
             if trainer.is_global_zero and (cfg.report.confusion or cfg.report.tsne):
                 from deeptune.diagnostics.final_model import final_report
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from deeptune import outputs, provenance
 from deeptune.config import derive
+from deeptune.loggers import hparams
 from deeptune.run import fit
 
 SPREAD_SPLITS = ("val", "test")
@@ -56,7 +57,9 @@ def variants(cfg: DictConfig) -> list[DictConfig]:
         return []
     wandb = (cfg.get("logger") or {}).get("wandb")
     if wandb is not None and wandb.get("group") is None:
-        common["logger.wandb.group"] = out.name  # the restarts side by side in W&B
+        # the restarts side by side in W&B; in a sweep, under the sweep's group
+        sweep = hparams.sweep_name(cfg.paths.get("root_dir"))
+        common["logger.wandb.group"] = f"{sweep}/{out.name}" if sweep else out.name
     return [
         derive(
             cfg,
