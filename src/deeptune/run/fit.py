@@ -60,11 +60,11 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
         outputs.save_config(cfg, out_dir)
     try:
         with blame.blamed(blame.owners(parts, cfg)):
-            if trainer.is_global_zero:
-                hparams.log(loggers, cfg, parts.model.net)
+            if trainer.is_global_zero:  # the trainer's: debug=fast swaps them for a dummy
+                hparams.log(trainer.loggers, cfg, parts.model.net)
             metrics = _fit_and_test(cfg, parts, ckpt)
             if trainer.is_global_zero:
-                hparams.log_result(loggers, cfg, metrics, step=trainer.global_step)
+                hparams.log_result(trainer.loggers, cfg, metrics, step=trainer.global_step)
             if trainer.is_global_zero and (cfg.report.confusion or cfg.report.tsne):
                 from deeptune.diagnostics.final_model import final_report
 
