@@ -120,3 +120,39 @@ def test_a_multirun_is_one_wandb_group_and_one_mlflow_sweep(tmp_path):
     assert sorted(r.data.tags["mlflow.runName"] for r in runs) == ["0", "1"]
     assert {r.data.tags["sweep"] for r in runs} == {name}
     assert {r.data.params["choices.logger"] for r in runs} == {"many"}
+
+
+@pytest.fixture
+def in_a_sweep(tmp_path):
+    """Hydra's config of job 3 of a multirun swept into tmp_path/multirun/d/t, as a launcher
+    sets it; cleared afterwards."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from deeptune.config import CONFIG_DIR
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        full = compose("train", return_hydra_config=True)
+    with open_dict(full):
+        full.hydra.mode = "MULTIRUN"
+        full.hydra.sweep.dir = str(tmp_path / "multirun" / "d" / "t")
+        full.hydra.runtime.output_dir = full.hydra.sweep.dir + "/3"
+    HydraConfig.instance().set_config(full)
+    yield "multirun/d/t"
+    HydraConfig.instance().cfg = None
+
+
+def test_a_sweeps_restarts_are_grouped_under_it(train_cfg, tmp_path, in_a_sweep):
+    from deeptune.loggers.hparams import grouping
+    from deeptune.run import repeat
+
+    cfg = train_cfg("logger=many", "restarts=2", out="multirun/d/t/3")
+    cfg.paths.root_dir = str(tmp_path)
+    assert grouping(cfg)["logger.wandb.group"] == in_a_sweep
+    assert grouping(cfg)["logger.mlflow.tags"] == {"sweep": in_a_sweep}
+    assert grouping(cfg)["logger.mlflow.run_name"] == "3"
+    parts = repeat.variants(cfg)
+    assert [p.logger.wandb.group for p in parts] == [f"{in_a_sweep}/3"] * 2
+    assert "logger.wandb.group" not in grouping(parts[0])  # the restarts keep theirs
+    assert grouping(parts[0])["logger.mlflow.run_name"] == "restart_0"
