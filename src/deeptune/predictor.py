@@ -104,7 +104,7 @@ class Predictor:
         return figures
 
 
-def check_columns(columns: list[str], features: list[str], key: str, ignore=()) -> None:
+def check_columns(columns: list[str], features: list[str], key: str, ignore=(), value=None) -> None:
     """One line naming the missing and the extra columns, if the table's are not `features`."""
     missing = [f for f in features if f not in columns]
     extra = [c for c in columns if c not in features and c not in ignore]
@@ -112,7 +112,7 @@ def check_columns(columns: list[str], features: list[str], key: str, ignore=()) 
         parts = [f"missing {missing}" if missing else "", f"extra {extra}" if extra else ""]
         raise ConfigError(
             key,
-            f"{len(columns)} columns",
+            value if value is not None else f"{len(columns)} columns",
             "its columns do not match the training features: " + "; ".join(p for p in parts if p),
         )
 
