@@ -162,3 +162,23 @@ def test_predict_cli_says_which_columns_are_wrong(digits_run, tmp_path):
         "missing ['x0']"
     ]
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_predict_npz_for_a_sequence_regression(train_cfg, tmp_path):
+    """A sequence model reads an .npz; a regression writes the predicted number."""
+    data = ["model=rnn", "data=adding", "data.seq_len=6", "data.source.n_samples=300"]
+    cfg = train_cfg(*data)
+    train(cfg)
+    out = Path(cfg.paths.output_dir)
+    mse = json.loads((out / "metrics.json").read_text())["test"]["mse"]
+    table = builders.source(cfg)
+    test = builders.datamodule(cfg, table).indices["test"]
+    np.savez(source := tmp_path / "new.npz", x=table.x[test], row=test)
+    preds = tmp_path / "preds.csv"
+    overrides = [f"ckpt_path={out / 'checkpoints' / 'best.ckpt'}", f"input={source}"]
+    overrides += [f"output={preds}", "id_column=row"]
+    predict(compose_cfg("predict", overrides, tmp_path / "predict"))
+    result = pd.read_csv(preds)
+    assert list(result.columns) == ["row", "prediction"]
+    np.testing.assert_array_equal(result["row"], test)
+    assert ((result["prediction"] - table.y[test]) ** 2).mean() == pytest.approx(mse, rel=1e-4)
