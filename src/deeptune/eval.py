@@ -87,7 +87,7 @@ def evaluate_on_table(cfg: DictConfig, ckpt: Path) -> float:
     metrics["data"] = OmegaConf.to_container(cfg.data.source, resolve=True)
     out_dir = Path(cfg.paths.output_dir)
     outputs.save_metrics(metrics, out_dir)
-    print_summary(f"deeptune: test of {ckpt.name} on {table_name(cfg)}", metrics, out_dir)
+    print_summary(f"deeptune: {ckpt.name} on {table_name(cfg)}", metrics, out_dir)
     return objective_on_test(metrics, OmegaConf.create(predictor.state["config"]))
 
 
