@@ -182,3 +182,16 @@ def test_predict_npz_for_a_sequence_regression(train_cfg, tmp_path):
     assert list(result.columns) == ["row", "prediction"]
     np.testing.assert_array_equal(result["row"], test)
     assert ((result["prediction"] - table.y[test]) ** 2).mean() == pytest.approx(mse, rel=1e-4)
+
+
+def test_a_checkpoint_config_is_data_not_code(digits_run, tmp_path):
+    """A checkpoint's saved config naming an unknown target is refused before anything is built;
+    trust_config=True lets a legitimate custom class through."""
+    out, _, x, _ = digits_run
+    state = torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)
+    state["deeptune"]["config"]["model"]["_target_"] = "os.system"
+    torch.save(state, ckpt := tmp_path / "model.ckpt")
+    with pytest.raises(ConfigError, match=r"model\._target_='os.system'.*trust_config=true"):
+        deeptune.load(ckpt)
+    with pytest.raises(ConfigError, match="trust_config=true"):
+        Classifier.load_from_checkpoint(ckpt)
