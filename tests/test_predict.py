@@ -144,6 +144,10 @@ def test_predict_an_ensemble_reproduces_its_test_figure(train_cfg, tmp_path):
     acc = (pd.read_csv(preds)["prediction"].astype(str) == labels).mean()
     assert acc == pytest.approx(figure, abs=1e-7)
     assert (deeptune.load(out / "ensemble.yaml").predict(table.x[test]) == labels).mean() == acc
+    labelled = _test_csv(tmp_path / "labelled.csv", table.x[test], labels.astype(int))
+    data = ["data=csv", f"data.source.path={labelled}", "data.source.target=label"]
+    eval_cfg = compose_cfg("eval", [f"ckpt_path={out / 'ensemble.yaml'}", *data], tmp_path / "e")
+    assert evaluate(eval_cfg) == pytest.approx(figure, abs=1e-7)
 
 
 @pytest.mark.slow
