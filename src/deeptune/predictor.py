@@ -34,12 +34,15 @@ class Predictor:
         if hasattr(x, "columns"):
             if len(self.input_shape) != 1:
                 raise ConfigError(key, "a table", "a sequence model reads (n, steps, features)")
+            ignore = {*ignore, self.state.get("target")}  # a labelled table predicts too
             check_columns([str(c) for c in x.columns], self.features, key, ignore)
             x = x[self.features].to_numpy()
         x = np.asarray(x)
         if x.shape[1:] != self.input_shape or not np.issubdtype(x.dtype, np.number):
             shape = ", ".join(str(d) for d in self.input_shape)
             raise ConfigError(key, f"shape {x.shape}", f"need numbers of shape (n, {shape})")
+        if not np.isfinite(x).all():  # a NaN would come back as a silent NaN prediction
+            raise ConfigError(key, "NaN or inf", "rows with missing values: impute or drop them")
         return x
 
     def outputs(self, x, key: str = "x", ignore=()) -> torch.Tensor:
