@@ -25,16 +25,20 @@ from deeptune.lab import schema as _lab  # noqa: F401
 from deeptune.loggers import schema as _loggers  # noqa: F401
 from deeptune.models.schema import HIDDEN_LAYER_MODELS
 from deeptune.optim import schema as _optim  # noqa: F401
-from deeptune.run.schema import ENSEMBLES, EvalConfig, TrainConfig
+from deeptune.run.schema import ENSEMBLES, EvalConfig, PredictConfig, TrainConfig
 from deeptune.schema import HYDRA_KEYS, MAX_SEED, Section, check_model, schema_for
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
-REQUIRED_GROUPS = {"train": ("model", "data", "optimizer", "trainer", "paths"), "eval": ("paths",)}
+REQUIRED_GROUPS = {
+    "train": ("model", "data", "optimizer", "trainer", "paths"),
+    "eval": ("paths",),
+    "predict": ("paths",),
+}
 
 
 def validate(cfg: DictConfig, root: type[Section] = TrainConfig) -> dict:
     """Check the whole config; return it resolved, as plain containers."""
-    name = "eval" if root is EvalConfig else "train"
+    name = {EvalConfig: "eval", PredictConfig: "predict"}.get(root, "train")
     for group in REQUIRED_GROUPS[name]:
         if cfg.get(group) is None:
             allowed = ", ".join(group_choices(group)) or "a mapping"
@@ -47,7 +51,7 @@ def validate(cfg: DictConfig, root: type[Section] = TrainConfig) -> dict:
     check_model(root, plain, "", "the config")
     if root is TrainConfig:
         _check_objective(plain)
-    for key, node in _nodes(plain):
+    for key, node in _nodes(plain, source_only=root is EvalConfig):
         check_model(schema_for(node.get("_target_")), node, key, _what(node)).check(key)
     if root is TrainConfig:
         _check_run(plain)
@@ -84,10 +88,13 @@ def _what(node: dict) -> str:
     return f"{str(target).rpartition('.')[2]} ({target})" if isinstance(target, str) else "it"
 
 
-def _nodes(plain: dict):
-    """(key, node) of every `_target_` node the run builds, parents before children."""
+def _nodes(plain: dict, source_only: bool = False):
+    """(key, node) of every `_target_` node the run builds, parents before children. eval.py's
+    `data` is a source only (the checkpoint brings the scaling): source_only."""
     for group in ("model", "data", "optimizer", "scheduler", "trainer"):
-        if plain.get(group):
+        if group == "data" and source_only and plain.get(group):
+            yield from _node_tree("data.source", plain[group].get("source"))
+        elif plain.get(group):
             yield from _node_tree(group, plain[group])
     for group, kind in (("callbacks", "callback"), ("logger", "logger")):
         for name, node in (plain.get(group) or {}).items():

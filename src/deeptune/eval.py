@@ -34,6 +34,8 @@ def _evaluate(cfg: DictConfig) -> float:
     ckpt = Path(cfg.ckpt_path).expanduser()
     if not ckpt.is_file():
         raise ConfigError("ckpt_path", str(ckpt), "no such file")
+    if cfg.get("data"):
+        return evaluate_on_table(cfg, ckpt)
     if ckpt.suffix in (".yaml", ".yml"):
         return evaluate_ensemble(cfg, ckpt)
     run = load_run(ckpt, ckpt=ckpt)
@@ -62,6 +64,54 @@ def evaluate_ensemble(cfg: DictConfig, manifest: Path) -> float:
     outputs.save_metrics(metrics, out_dir)
     print_summary(f"deeptune: test of the {method} ensemble", metrics, out_dir)
     return objective_on_test(metrics, first)
+
+
+def evaluate_on_table(cfg: DictConfig, ckpt: Path) -> float:
+    """`data=csv data.source.path=new.csv`: a checkpoint (or an ensemble) tested on a labelled
+    table it never saw, scaled with its own training scaler, its labels in the training order."""
+    from omegaconf import OmegaConf
+
+    from deeptune.predictor import load
+
+    predictor = load(ckpt, trust_config=cfg.trust_config)
+    table = builders.source(cfg)
+    if table.task != predictor.task:
+        raise ConfigError("data.source.task", table.task, f"the model is a {predictor.task}")
+    x = table.x
+    if table.features is not None:  # named columns: matched to the training features by name
+        import pandas as pd
+
+        x = pd.DataFrame(table.x, columns=table.feature_names)
+    metrics = {"test": predictor.score(x, training_targets(table, predictor, cfg))}
+    metrics["checkpoint"] = str(ckpt.resolve())
+    metrics["data"] = OmegaConf.to_container(cfg.data.source, resolve=True)
+    out_dir = Path(cfg.paths.output_dir)
+    outputs.save_metrics(metrics, out_dir)
+    print_summary(f"deeptune: {ckpt.name} on {table_name(cfg)}", metrics, out_dir)
+    return objective_on_test(metrics, OmegaConf.create(predictor.state["config"]))
+
+
+def training_targets(table, predictor, cfg: DictConfig):
+    """The table's targets as the network's class indices (the training classes' order); a
+    label the model never saw cannot be scored."""
+    import numpy as np
+
+    if table.task == "regression":
+        return table.y
+    known = {name: i for i, name in enumerate(predictor.classes)}
+    if unseen := [c for c in table.classes if c not in known]:
+        target = cfg.data.source.get("target") or cfg.data.source.get("target_key")
+        raise ConfigError(
+            "data.source.target",
+            target,
+            f"label(s) {unseen} were not seen in training; the model knows {predictor.classes}",
+        )
+    return np.array([known[c] for c in table.classes], dtype=np.int64)[table.y]
+
+
+def table_name(cfg: DictConfig) -> str:
+    path = cfg.data.source.get("path")
+    return Path(path).name if path else str(cfg.data.source._target_).rpartition(".")[2]
 
 
 def objective_on_test(metrics: dict, run_cfg: DictConfig) -> float:

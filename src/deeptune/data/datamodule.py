@@ -85,7 +85,11 @@ class TensorDataModule(L.LightningDataModule):
         self.table = source
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.shuffle, self.seed = shuffle, seed
-        self.splits = split(source, val_fraction, test_fraction, split_seed, standardize, fold)
+        self.indices = split_indices(source, val_fraction, test_fraction, split_seed, fold)
+        # The training split's mean and std, kept for the checkpoint: predicting on raw rows
+        # later must scale them exactly as these were (deeptune.predictor).
+        self.scaler = fit_scaler(source.x, self.indices["train"]) if standardize else None
+        self.splits = _slices(source, self.indices, self.scaler)
         self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
@@ -160,6 +164,18 @@ def split(
     standardize: bool,
     fold: tuple[int, int] | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{split: (x, y)}: `split_indices`, standardised on the training split when asked."""
+    indices = split_indices(table, val_fraction, test_fraction, seed, fold)
+    return _slices(table, indices, fit_scaler(table.x, indices["train"]) if standardize else None)
+
+
+def split_indices(
+    table: Table,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    fold: tuple[int, int] | None = None,
+) -> dict[str, np.ndarray]:
     """Random split, stratified by class for classification; the scaler sees the training split
     only, so nothing leaks.
 
@@ -190,11 +206,26 @@ def split(
         key, value = ("cv.folds", fold[1]) if fold else ("data.val_fraction", val_fraction)
         message = f"cannot split {len(idx)} samples {how}: {' '.join(str(err).split())}"
         raise ConfigError(key, value, message) from None
-    x = table.x
-    if standardize:
-        flat = x.reshape(-1, x.shape[-1])  # (samples x steps, features)
-        train_rows = x[train].reshape(-1, x.shape[-1])
-        x = StandardScaler().fit(train_rows).transform(flat).reshape(x.shape).astype(np.float32)
-    return {
-        name: (x[i], table.y[i]) for name, i in (("train", train), ("val", val), ("test", test))
-    }
+    return {"train": train, "val": val, "test": test}
+
+
+def fit_scaler(x: np.ndarray, train: np.ndarray) -> dict[str, list[float]]:
+    """The training rows' per-feature mean and std (StandardScaler's mean_ and scale_, which is
+    1 for a constant feature), as plain lists: a checkpoint holds plain values only."""
+    scaler = StandardScaler().fit(x[train].reshape(-1, x.shape[-1]))
+    return {"mean": scaler.mean_.tolist(), "std": scaler.scale_.tolist()}
+
+
+def scale(x: np.ndarray, scaler: dict | None) -> np.ndarray:
+    """Raw features -> standardised float32, the same operations in the same precision as
+    StandardScaler.transform, so a checkpoint scores raw rows exactly as training did."""
+    out = np.array(x, dtype=np.float32)  # a copy: scaled in place below
+    if scaler is not None:
+        out -= np.asarray(scaler["mean"], dtype=np.float32)  # as sklearn: cast to X's dtype
+        out /= np.asarray(scaler["std"], dtype=np.float32)
+    return out
+
+
+def _slices(table: Table, indices: dict, scaler: dict | None) -> dict:
+    x = scale(table.x, scaler) if scaler is not None else table.x
+    return {name: (x[i], table.y[i]) for name, i in indices.items()}

@@ -20,16 +20,28 @@ class Table:
     x: float32, (n, features), or (n, seq_len, features) for sequences.
     classification: y int64 labels (n,) in [0, len(classes)), `classes` their names.
     regression: y float32 targets (n,), `classes == []`.
+    features: the names of the last axis's features (a CSV's columns; x0, x1, ... otherwise),
+    which a checkpoint keeps so that new rows are matched to them by name.
 
     A plain class, not a dataclass: Hydra would turn a dataclass argument into a config.
     """
 
     def __init__(
-        self, x: np.ndarray, y: np.ndarray, classes: list[str], task: str = "classification"
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        classes: list[str],
+        task: str = "classification",
+        features: list[str] | None = None,
     ):
         if task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
         self.x, self.y, self.classes, self.task = x, y, classes, task
+        self.features = [str(f) for f in features] if features is not None else None
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.features or [f"x{i}" for i in range(self.x.shape[-1])]
 
     @classmethod
     def regression(cls, x, y) -> "Table":
@@ -229,7 +241,9 @@ def csv(
             f"missing values (NaN) in column(s) {where}; impute or drop those rows",
         )
     x, y = data[cols].to_numpy(), data[target].to_numpy()
-    return _table(x, y, task, ("data.source.target", target), "CSV")
+    table = _table(x, y, task, ("data.source.target", target), "CSV")
+    table.features = [str(c) for c in cols]
+    return table
 
 
 def npz(

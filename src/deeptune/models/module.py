@@ -118,7 +118,39 @@ class TaskModule(L.LightningModule):
         if torch.cuda.is_available():
             checkpoint["cuda_rng_states"] = torch.cuda.get_rng_state_all()
 
+        # What predicting on raw rows needs, so the file stands alone (deeptune.run.portable).
+        if (state := getattr(self, "deeptune_state", None)) is not None:
+            checkpoint["deeptune"] = state
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, strict=True, **kwargs):
+        """The module of a checkpoint, wherever it lies: the network and the optimiser rebuilt
+        from the config the file holds (its targets checked by deeptune.trust), in eval mode.
+        Lightning's own would call __init__ with hyper-parameters this module does not save."""
+        from deeptune.run.portable import load_module
+
+        model = load_module(checkpoint_path, strict=strict)
+        if not isinstance(model, cls):
+            raise TypeError(
+                f"{checkpoint_path} holds a {type(model).__name__}, not a {cls.__name__}"
+            )
+        return model.to(map_location) if map_location is not None else model
+
+    def predict(self, x):
+        """Class labels or numbers for raw rows (an array, or a DataFrame matched by column
+        name), scaled as in training (deeptune.predictor)."""
+        from deeptune.predictor import Predictor
+
+        return Predictor([self]).predict(x)
+
+    def predict_proba(self, x):
+        from deeptune.predictor import Predictor
+
+        return Predictor([self]).predict_proba(x)
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "deeptune" in checkpoint:
+            self.deeptune_state = checkpoint["deeptune"]
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
         if "cuda_rng_states" in checkpoint and torch.cuda.is_available():

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from deeptune import builders, outputs, provenance, signals
 from deeptune.config import derive, validate_against_model
 from deeptune.loggers import hparams
-from deeptune.run import blame, ddp, resume
+from deeptune.run import blame, ddp, portable, resume
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ def assemble(cfg: DictConfig, table) -> Parts:
     """Build the data module, the model, the loggers, the callbacks and the trainer."""
     datamodule = builders.datamodule(cfg, table)
     model = builders.module(cfg, datamodule)
+    model.deeptune_state = portable.describe(cfg, datamodule)  # into every checkpoint
     validate_against_model(cfg, model.net, datamodule)
     loggers = builders.loggers(cfg)
     callbacks = builders.callbacks(cfg, has_logger=bool(loggers))

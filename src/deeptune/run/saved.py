@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from deeptune import builders, outputs, trust
 from deeptune.config import derive, validate, validate_against_data
 from deeptune.errors import ConfigError
+from deeptune.run.portable import describe
 
 
 class LoadedRun(NamedTuple):
@@ -73,6 +74,7 @@ def load_run(path: Path, ckpt: Path | None = None, table=None, datamodule=None) 
         datamodule = builders.datamodule(cfg, table)
         datamodule.setup()
     model = builders.module(cfg, datamodule, pretrained=False)
+    model.deeptune_state = describe(cfg, datamodule)  # what an old checkpoint lacks
     if state is not None:
         model.load_state_dict(state)
     model.eval()

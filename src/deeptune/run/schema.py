@@ -167,3 +167,18 @@ class EvalConfig(Section):
     trust_config: bool
     trainer: dict
     paths: Paths
+    data: dict | None = None  # data=csv data.source.path=...: test on a new labelled table
+
+
+class PredictConfig(Section):
+    """configs/predict.yaml."""
+
+    task_name: Name
+    ckpt_path: Path | None
+    input: Path | None
+    output: Path
+    id_column: Text | None
+    input_key: Name
+    chunk_size: Int(ge=1, le=10**8)
+    trust_config: bool
+    paths: Paths
