@@ -44,10 +44,7 @@ def guarded(main: Callable[[], object]) -> Callable[[], object]:
         # steals the other job's core (runs were 3-30x slower). Set before torch loads; a
         # user's own value wins.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        # At exit the interpreter garbage-collects the ~500k objects torch and lightning leave
-        # behind, about a second of nothing. Freezing them skips that; registered first, it
-        # runs last.
-        atexit.register(gc.freeze)
+        freeze_at_exit()
         # Hydra raises instead of printing its traceback, and the lines below report it. The
         # user's own setting is kept for the processes a run starts (DDP ranks).
         ours = USER_FULL_ERROR not in os.environ
@@ -75,6 +72,18 @@ def guarded(main: Callable[[], object]) -> Callable[[], object]:
                     os.environ["HYDRA_FULL_ERROR"] = users
 
     return entry
+
+
+_freezing = []
+
+
+def freeze_at_exit() -> None:
+    """At exit the interpreter garbage-collects the ~500k objects torch and lightning leave
+    behind, about a second of nothing. Freezing them skips that; registered first, it runs
+    last."""
+    if not _freezing:
+        atexit.register(gc.freeze)
+        _freezing.append(True)
 
 
 def report(err: Exception, overrides: list[str]) -> None:
@@ -169,6 +178,10 @@ def run_task(task: Callable, cfg) -> object:
     goes to the sweeper, which records the failed job.
     """
     quiet_libraries()
+    # A job a launcher runs in a process of its own (a SLURM allocation, a joblib worker) skips
+    # that second at exit too: under SLURM it can meet the time-out signal of an allocation that
+    # has just finished its work.
+    freeze_at_exit()
     try:
         return task(cfg)
     except Exception as err:
