@@ -52,12 +52,9 @@ class Predictor:
             return torch.stack([torch.cat([m(b) for b in x.split(BATCH)]) for m in self.members])
 
     def proba_of(self, logits: torch.Tensor) -> np.ndarray:
-        if self.method == "mean_logit":
-            return logits.mean(0).softmax(-1).numpy()
-        if self.method == "majority_vote":  # the share of members voting for each class
-            votes = torch.nn.functional.one_hot(logits.argmax(-1), len(self.classes))
-            return votes.float().mean(0).numpy()
-        return logits.softmax(-1).mean(0).numpy()
+        from deeptune.run.ensemble import probabilities
+
+        return probabilities(logits, self.method).numpy()
 
     def predict_of(self, logits: torch.Tensor) -> np.ndarray:
         from deeptune.run.ensemble import combine

@@ -28,17 +28,22 @@ def member_outputs(model, datamodule, splits) -> dict[str, torch.Tensor]:
         return {s: model(datamodule.tensors[s][0].cpu()) for s in splits}
 
 
+def probabilities(logits: torch.Tensor, method: str) -> torch.Tensor:
+    """(members, samples, classes) logits -> (samples, classes) combined class probabilities:
+    the mean softmax, the softmax of the mean logit, or the share of members voting for each."""
+    if method == "mean_logit":
+        return logits.mean(0).softmax(-1)
+    if method == "majority_vote":
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float().mean(0)
+    return logits.softmax(-1).mean(0)
+
+
 def combine(logits: torch.Tensor, method: str) -> torch.Tensor:
-    """(members, samples, classes) logits -> predicted classes; (members, samples) predicted
-    numbers -> their mean."""
+    """(members, samples, classes) logits -> predicted classes (a tied vote: the smallest class
+    index); (members, samples) predicted numbers -> their mean."""
     if logits.dim() == 2:  # regression
         return logits.mean(0)
-    if method == "mean_prob":
-        return logits.softmax(-1).mean(0).argmax(-1)
-    if method == "mean_logit":
-        return logits.mean(0).argmax(-1)
-    # majority_vote: torch.mode breaks ties towards the smallest class index.
-    return logits.argmax(-1).mode(0).values
+    return probabilities(logits, method).argmax(-1)
 
 
 def evaluate(method: str, ckpts: list[Path], splits, table=None) -> dict:

@@ -62,11 +62,11 @@ def rebuild(state: dict, origin: Path):
     from a file like a run folder's config.yaml: its targets are checked before any is built."""
     import torch
 
-    from deeptune import builders, trust
-    from deeptune.config import derive, validate
+    from deeptune import builders
+    from deeptune.config import validate
+    from deeptune.run.saved import rebuilt_config
 
-    trust.check_saved_config(state["config"], origin)
-    cfg = derive(OmegaConf.create(state["config"]), {"ckpt_path": None, "finetune.from": None})
+    cfg = rebuilt_config(state["config"], origin)
     validate(cfg)
     task, classes = state["task"], state["classes"]
     shape = SimpleNamespace(

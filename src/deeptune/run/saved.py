@@ -52,10 +52,14 @@ def read_config(folder: Path) -> DictConfig:
     `ckpt_path` or load the weights `finetune.from` started it with. Its targets must be ones
     deeptune rebuilds runs from (deeptune.trust), unless the command trusts the folder."""
     path = Path(folder) / outputs.RESOLVED_CONFIG
-    saved = outputs.read_yaml(path)
-    trust.check_saved_config(saved, path)
-    cfg = OmegaConf.create(saved)
-    return derive(cfg, {"ckpt_path": None, "finetune.from": None})
+    return rebuilt_config(outputs.read_yaml(path), path)
+
+
+def rebuilt_config(saved: dict, origin: Path) -> DictConfig:
+    """A config read from `origin` (a run folder's config.yaml, a checkpoint), checked by
+    deeptune.trust, as the config that rebuilds its run."""
+    trust.check_saved_config(saved, origin)
+    return derive(OmegaConf.create(saved), {"ckpt_path": None, "finetune.from": None})
 
 
 def load_run(path: Path, ckpt: Path | None = None, table=None, datamodule=None) -> LoadedRun:
