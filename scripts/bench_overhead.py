@@ -41,7 +41,7 @@ from _bench import (  # noqa: E402
     verdict,
 )
 
-CONFIGS = ROOT / "configs"
+CONFIGS = ROOT / "src" / "deeptune" / "configs"
 TARGETS = {"fit": 1.4, "wall": 1.3, "acc_pts": 1.0}
 
 

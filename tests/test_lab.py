@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers.runs import ROOT, compose_cfg, run_cli
 
-from deeptune.config import validate
+from deeptune.config import CONFIG_DIR, validate
 from deeptune.data.sources import Table
 from deeptune.lab import cli
 from deeptune.lab.data import LabDataModule
@@ -80,7 +80,7 @@ def test_experiment_config_composes_and_validates(name, tmp_path):
     cfg = compose_cfg("train", [f"experiment={name}"], tmp_path)
     validate(cfg)
     assert name in cfg.tags
-    text = (ROOT / "configs" / "experiment" / f"{name}.yaml").read_text()
+    text = (CONFIG_DIR / "experiment" / f"{name}.yaml").read_text()
     assert text.startswith("# @package _global_") and "params:" in text
 
 

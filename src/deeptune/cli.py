@@ -29,7 +29,7 @@ from hydra.types import RunMode
 from omegaconf.errors import OmegaConfBaseException
 
 from deeptune import signals
-from deeptune.config import check_group_overrides
+from deeptune.config import check_group_overrides, user_config_dirs
 from deeptune.errors import ConfigError, Interrupted, NodeError, TrainingError, fail
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,10 @@ def guarded(main: Callable[[], object]) -> Callable[[], object]:
         ours = USER_FULL_ERROR not in os.environ
         users = os.environ.setdefault(USER_FULL_ERROR, os.environ.get("HYDRA_FULL_ERROR", ""))
         os.environ["HYDRA_FULL_ERROR"] = "1"
-        overrides = [a for a in sys.argv[1:] if not a.startswith("-")]
+        overrides = _overrides(sys.argv[1:])
         try:
             with signals.sigterm_raises():
-                check_group_overrides(overrides)
+                check_group_overrides(overrides, user_config_dirs(sys.argv[1:]))
                 return main()
         except (Interrupted, KeyboardInterrupt) as err:
             stop = signals.stopped(err)
@@ -72,6 +72,20 @@ def guarded(main: Callable[[], object]) -> Callable[[], object]:
                     os.environ["HYDRA_FULL_ERROR"] = users
 
     return entry
+
+
+# Hydra's flags that take a value: their value is not an override.
+_VALUED_FLAGS = {"--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn",
+                 "--experimental-rerun", "--info", "-i"}
+
+
+def _overrides(args: list[str]) -> list[str]:
+    picked = []
+    for i, arg in enumerate(args):
+        if arg.startswith("-") or (i and args[i - 1] in _VALUED_FLAGS and "=" not in arg):
+            continue
+        picked.append(arg)
+    return picked
 
 
 _freezing = []

@@ -28,7 +28,10 @@ from deeptune.optim import schema as _optim  # noqa: F401
 from deeptune.run.schema import ENSEMBLES, EvalConfig, PredictConfig, TrainConfig
 from deeptune.schema import HYDRA_KEYS, MAX_SEED, Section, check_model, schema_for
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+# Shipped inside the package (Hydra's pkg:// search path), so a wheel finds them as an
+# editable install does; users add their own with --config-dir or hydra.searchpath.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_PATH = "pkg://deeptune.configs"
 REQUIRED_GROUPS = {
     "train": ("model", "data", "optimizer", "trainer", "paths"),
     "eval": ("paths",),
@@ -296,15 +299,47 @@ def derive(cfg: DictConfig, updates: dict[str, object]) -> DictConfig:
     return derived
 
 
-def group_choices(group: str) -> list[str]:
-    """The selectable options of a config group: its yaml files."""
-    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+def group_choices(group: str, dirs: Sequence[Path] = ()) -> list[str]:
+    """The selectable options of a config group: its yaml files, in deeptune's configs and in
+    the user's config folders."""
+    found = {p.stem for d in (CONFIG_DIR, *dirs) for p in (Path(d) / group).glob("*.yaml")}
+    return sorted(found)
 
 
-def check_group_overrides(overrides: Sequence[str]) -> None:
+def user_config_dirs(argv: Sequence[str]) -> list[Path]:
+    """The config folders a command line adds to Hydra's search path: `--config-dir DIR`
+    (`-cd DIR`) and the file:// / pkg:// entries of a `hydra.searchpath=[...]` override."""
+    dirs: list[str] = []
+    args = list(argv)
+    for i, arg in enumerate(args):
+        if arg in ("--config-dir", "-cd") and i + 1 < len(args):
+            dirs.append(args[i + 1])
+        elif arg.startswith("--config-dir="):
+            dirs.append(arg.partition("=")[2])
+        elif arg.lstrip("+").startswith("hydra.searchpath="):
+            entries = arg.partition("=")[2].strip("[]")
+            dirs += [e.strip().strip("'\"") for e in entries.split(",") if e.strip()]
+    return [d for d in map(_search_path_dir, dirs) if d is not None]
+
+
+def _search_path_dir(entry: str) -> Path | None:
+    if entry.startswith("pkg://"):
+        from importlib.util import find_spec
+
+        try:
+            spec = find_spec(entry.removeprefix("pkg://").replace("/", "."))
+        except (ImportError, ValueError):
+            return None
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        return Path(locations[0]) if locations else None
+    return Path(entry.removeprefix("file://"))
+
+
+def check_group_overrides(overrides: Sequence[str], dirs: Sequence[Path] = ()) -> None:
     """Name the bad choice and the allowed ones for `group=choice` overrides, before Hydra.
 
-    Hydra's own message for a missing choice spans a dozen lines; this says it in one.
+    Hydra's own message for a missing choice spans a dozen lines; this says it in one. `dirs`
+    are the user's config folders (user_config_dirs), whose choices count too.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -318,7 +353,7 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
             override.is_delete()
             or group.startswith("hydra")
             or override.package
-            or not (CONFIG_DIR / group).is_dir()
+            or not any((Path(d) / group).is_dir() for d in (CONFIG_DIR, *dirs))
         ):
             continue
         values = (
@@ -326,7 +361,7 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
             if override.is_sweep_override()
             else [override.value()]
         )
-        allowed = group_choices(group)
+        allowed = group_choices(group, dirs)
         for value in values:
             for choice in value if isinstance(value, list) else [value]:
                 if choice is None or str(choice) not in allowed:

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from deeptune import builders, outputs, trust
 from deeptune.cli import guarded, run_task
-from deeptune.config import CONFIG_DIR, validate
+from deeptune.config import CONFIG_PATH, validate
 from deeptune.errors import ConfigError
 from deeptune.run.saved import load_run, read_config, run_folder
 from deeptune.run.schema import EvalConfig
@@ -122,7 +122,7 @@ def objective_on_test(metrics: dict, run_cfg: DictConfig) -> float:
     return row[name] if name in row else row[outputs.metric_names(metrics)[0]]
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
 def main(cfg: DictConfig) -> float | None:
     return run_task(evaluate, cfg)
 

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from deeptune import trust
 from deeptune.cli import guarded, run_task
-from deeptune.config import CONFIG_DIR, validate
+from deeptune.config import CONFIG_PATH, validate
 from deeptune.errors import ConfigError
 from deeptune.run.schema import PredictConfig
 
@@ -130,7 +130,7 @@ def _progress(label: str):
         yield lambda n: bar.advance(task, n)
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="predict")
 def main(cfg: DictConfig) -> int | None:
     return run_task(predict, cfg)
 

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 import deeptune.resolvers  # noqa: F401  (registers the resolvers of hydra/launcher=slurm)
 from deeptune import builders, outputs, provenance, trust
 from deeptune.cli import guarded, run_task
-from deeptune.config import CONFIG_DIR, derive, validate, validate_against_data
+from deeptune.config import CONFIG_PATH, derive, validate, validate_against_data
 from deeptune.errors import Interrupted
 from deeptune.run import repeat, resume
 from deeptune.run.summary import print_summary
@@ -64,7 +64,7 @@ def _objective(cfg: DictConfig, metrics: dict) -> float:
     return metrics[split][name]
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     return run_task(train, cfg)
 
