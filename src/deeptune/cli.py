@@ -75,8 +75,17 @@ def guarded(main: Callable[[], object]) -> Callable[[], object]:
 
 
 # Hydra's flags that take a value: their value is not an override.
-_VALUED_FLAGS = {"--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn",
-                 "--experimental-rerun", "--info", "-i"}
+_VALUED_FLAGS = {
+    "--config-dir",
+    "-cd",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--experimental-rerun",
+    "--info",
+    "-i",
+}
 
 
 def _overrides(args: list[str]) -> list[str]:

@@ -349,6 +349,8 @@ def check_group_overrides(overrides: Sequence[str], dirs: Sequence[Path] = ()) -
         return
     for override in parsed:
         group = override.key_or_group
+        if group == "hydra/launcher" and not override.is_delete():
+            _check_launcher_extra(str(override.value()))
         if (
             override.is_delete()
             or group.startswith("hydra")
@@ -367,3 +369,11 @@ def check_group_overrides(overrides: Sequence[str], dirs: Sequence[Path] = ()) -
                 if choice is None or str(choice) not in allowed:
                     shown = "null" if choice is None else str(choice)
                     raise ConfigError(group, shown, "choose one of " + ", ".join(allowed))
+
+
+def _check_launcher_extra(choice: str) -> None:
+    """Hydra cannot compose a launcher whose plugin is missing, and says so in a dozen lines."""
+    from deeptune import extras
+
+    if extra := extras.LAUNCHER_EXTRAS.get(choice):
+        extras.require(extra, "hydra/launcher", choice, f"the {choice} launcher")

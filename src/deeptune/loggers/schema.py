@@ -1,11 +1,10 @@
 """The schema of configs/logger/*.yaml: where metrics go."""
 
-import importlib.util
 from typing import Annotated, Literal
 
 from pydantic import Field
 
-from deeptune.errors import ConfigError
+from deeptune import extras
 from deeptune.schema import Allowed, Label, Name, Node, Path, PosInt, Text, schema
 
 Version = Name | Annotated[int, Field(ge=0)] | Literal[""] | None
@@ -77,5 +76,4 @@ class MLFlowLoggerNode(Node):
     def check(self, key: str) -> None:
         # Lightning would raise a ModuleNotFoundError traceback only when the logger is built,
         # after torch has loaded; mlflow is an optional extra.
-        if importlib.util.find_spec("mlflow") is None:
-            raise ConfigError(key, self.target_, 'needs mlflow: pip install "deeptune[mlflow]"')
+        extras.require("mlflow", key, self.target_, "the MLflow logger")
