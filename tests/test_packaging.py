@@ -52,7 +52,10 @@ def test_a_wheel_trains_from_any_folder_with_its_own_configs(tmp_path):
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], tmp_path, env, 120)
     python, train = venv / "bin" / "python", venv / "bin" / "deeptune-train"
-    _run([str(python), "-m", "pip", "install", "-q", TORCH, str(wheel)], tmp_path, env, 900)
+    # --no-compile: byte-compiling every dependency costs a minute of CPU; the runs below
+    # compile only what they import.
+    install = [str(python), "-m", "pip", "install", "-q", "--no-compile", TORCH, str(wheel)]
+    _run(install, tmp_path, env, 900)
 
     work = tmp_path / "elsewhere"  # no checkout, no configs/ folder: only the installed package
     (work / "my_configs" / "experiment").mkdir(parents=True)
