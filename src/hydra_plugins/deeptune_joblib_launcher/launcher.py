@@ -12,8 +12,8 @@ from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.config_store import ConfigStore
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 from hydra.types import HydraContext, TaskFunction
+from hydra_plugins.hydra_joblib_launcher import joblib_launcher
 from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
-from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from omegaconf import DictConfig
 
 from deeptune.errors import ConfigError
@@ -28,7 +28,8 @@ class GpuJoblibLauncherConf(JobLibLauncherConf):
     trials_per_gpu: Any = 1  # Any: a bad value gets deeptune's one-line error, not OmegaConf's
 
 
-class GpuJoblibLauncher(JoblibLauncher):
+# The module, not its class: Hydra's plugin scan would list a class imported here as a plugin again.
+class GpuJoblibLauncher(joblib_launcher.JoblibLauncher):
     def __init__(self, trials_per_gpu: Any = 1, **joblib: Any) -> None:
         super().__init__(**joblib)  # the rest goes to joblib.Parallel, as in the plugin
         self.trials_per_gpu = trials_per_gpu
@@ -46,11 +47,12 @@ class GpuJoblibLauncher(JoblibLauncher):
 
 class JoblibChoice(SearchPathPlugin):
     """Makes `hydra/launcher=joblib` this launcher. The plugin stores its own config under that
-    name when Hydra's plugin scan imports it, and the scan imports modules in folder order, so a
-    store at import time would lose to it in a wheel install (hydra_joblib_launcher sorts after
-    deeptune_*). Search-path plugins run after the scan and before any config is composed. (A
-    joblib.yaml in deeptune's configs would be matched against the plugin's schema, Hydra 1.1's
-    deprecated automatic schema matching: a warning on every run, and no new field.)"""
+    name when Hydra's plugin scan runs it, and the scan runs every plugin module in folder order
+    (again if it was imported before), so a store at import time would lose to it in a wheel
+    install (hydra_joblib_launcher sorts after deeptune_*). Search-path plugins run after the
+    scan and before any config is composed. (A joblib.yaml in deeptune's configs would be
+    matched against the plugin's schema, Hydra 1.1's deprecated automatic schema matching: a
+    warning on every run, and no new field.)"""
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         ConfigStore.instance().store(
