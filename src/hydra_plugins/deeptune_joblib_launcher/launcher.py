@@ -1,0 +1,60 @@
+"""`hydra/launcher=joblib`: the plugin's JoblibLauncher, and parallel trials spread over the GPUs.
+
+Every field of the plugin's config is kept (n_jobs, backend, prefer, ...); `trials_per_gpu` is
+added. On a machine with GPUs each worker process runs on one of them (deeptune_joblib_launcher
+._gpus); without one nothing changes.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.core.config_search_path import ConfigSearchPath
+from hydra.core.config_store import ConfigStore
+from hydra.plugins.search_path_plugin import SearchPathPlugin
+from hydra.types import HydraContext, TaskFunction
+from hydra_plugins.hydra_joblib_launcher import joblib_launcher
+from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
+from omegaconf import DictConfig
+
+from deeptune.errors import ConfigError
+
+from ._gpus import OnGpu, visible_devices
+
+
+@dataclass
+class GpuJoblibLauncherConf(JobLibLauncherConf):
+    _target_: str = "hydra_plugins.deeptune_joblib_launcher.launcher.GpuJoblibLauncher"
+    # Worker processes that share one GPU: slot s of a sweep runs on GPU s // trials_per_gpu.
+    trials_per_gpu: Any = 1  # Any: a bad value gets deeptune's one-line error, not OmegaConf's
+
+
+# The module, not its class: Hydra's plugin scan would list a class imported here as a plugin again.
+class GpuJoblibLauncher(joblib_launcher.JoblibLauncher):
+    def __init__(self, trials_per_gpu: Any = 1, **joblib: Any) -> None:
+        super().__init__(**joblib)  # the rest goes to joblib.Parallel, as in the plugin
+        self.trials_per_gpu = trials_per_gpu
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        per_gpu = self.trials_per_gpu
+        if isinstance(per_gpu, bool) or not isinstance(per_gpu, int) or per_gpu < 1:
+            raise ConfigError("hydra.launcher.trials_per_gpu", per_gpu, "an integer >= 1")
+        if devices := visible_devices():
+            task_function = OnGpu(task_function, devices, per_gpu)
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+
+class JoblibChoice(SearchPathPlugin):
+    """Makes `hydra/launcher=joblib` this launcher. The plugin stores its own config under that
+    name when Hydra's plugin scan runs it, and the scan runs every plugin module in folder order
+    (again if it was imported before), so a store at import time would lose to it in a wheel
+    install (hydra_joblib_launcher sorts after deeptune_*). Search-path plugins run after the
+    scan and before any config is composed. (A joblib.yaml in deeptune's configs would be
+    matched against the plugin's schema, Hydra 1.1's deprecated automatic schema matching: a
+    warning on every run, and no new field.)"""
+
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        ConfigStore.instance().store(
+            group="hydra/launcher", name="joblib", node=GpuJoblibLauncherConf, provider="deeptune"
+        )
