@@ -23,7 +23,7 @@ INJECTED = {
 
 def _fields(model) -> set[str]:
     names = {info.alias or name for name, info in model.model_fields.items()}
-    return names - HYDRA_KEYS - set(getattr(model, "SOURCE_SHORTCUTS", ()))
+    return names - HYDRA_KEYS - set(model.BUILDER_KEYS)
 
 
 def _parameters(target) -> tuple[set[str], bool]:

@@ -10,18 +10,24 @@ checkpoint is always read back into the same network.
 import difflib
 import importlib
 import inspect
+import logging
 import re
 import sys
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, open_dict
 
 from deeptune.data.schema import DataNode
 from deeptune.errors import ConfigError
+from deeptune.models.schema import NetNode
+from deeptune.run.schema import TrainerNode
 
 if TYPE_CHECKING:  # the sources import scikit-learn, a second that --help should not pay
     from deeptune.data.sources import Table
+
+log = logging.getLogger(__name__)
 
 
 def build(node: DictConfig, key: str, **kwargs):
@@ -96,11 +102,18 @@ def source(cfg: DictConfig) -> "Table":
     return build(cfg.data.source, "data.source")
 
 
-def datamodule(cfg: DictConfig, table: "Table"):
-    node = cfg.data.copy()  # its parent stays, so ${...} still resolve
+def without(node: DictConfig, keys) -> DictConfig:
+    """A copy of `node` without `keys` (its parent stays, so ${...} still resolve)."""
+    node = node.copy()
     with open_dict(node):
-        for key in ("source", *DataNode.SOURCE_SHORTCUTS):
-            node.pop(key, None)  # the table is built already; shortcuts were for the source
+        for key in keys:
+            node.pop(key, None)
+    return node
+
+
+def datamodule(cfg: DictConfig, table: "Table"):
+    # The table is built already; the shortcuts were for the source.
+    node = without(cfg.data, ("source", *DataNode.BUILDER_KEYS))
     fold = (cfg.cv.fold, cfg.cv.folds) if cfg.cv.fold is not None else None
     return build(node, "data", source=table, fold=fold)
 
@@ -111,19 +124,22 @@ def module(cfg: DictConfig, dm, pretrained: bool = True):
     from deeptune.models.module import module_class
 
     # Every model takes the same two: one sample's shape and the number of outputs.
-    net = build(cfg.model, "model", input_shape=list(dm.input_shape), outputs=dm.num_outputs)
+    node = without(cfg.model, NetNode.BUILDER_KEYS)
+    net = build(node, "model", input_shape=list(dm.input_shape), outputs=dm.num_outputs)
     optimizer = build(cfg.optimizer, "optimizer")
     scheduler = build(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None
     _probe(cfg, optimizer, scheduler)
     ft = cfg.finetune
+    # A saved config from before `model.compile` existed has no such key: eager.
+    task_module = partial(module_class(dm.task), compile=bool(cfg.model.get("compile")))
     if not (pretrained and ft["from"]):
-        return module_class(dm.task)(net, dm.num_outputs, optimizer, scheduler)
+        return task_module(net, dm.num_outputs, optimizer, scheduler)
     from deeptune.models.pretrained import load_pretrained
 
     report = load_pretrained(net, ft["from"])
     # The head always learns at the full rate, even when its shape let it be loaded.
     old = [n for n in report["loaded"] if not n.startswith("head.")]
-    model = module_class(dm.task)(
+    model = task_module(
         net, dm.num_outputs, optimizer, scheduler, pretrained=old, lr_scale=ft.lr_scale
     )
     model.finetune_report = report
@@ -170,8 +186,17 @@ def callbacks(cfg: DictConfig, has_logger: bool) -> dict:
 
 
 def trainer(cfg: DictConfig, callbacks: list, **kwargs):
+    import torch
     from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 
+    node = without(cfg.trainer, TrainerNode.BUILDER_KEYS)
+    # Not a Trainer argument: a process-wide torch setting, set for every run so that one
+    # run's choice does not leak into the next in the same process (a sweep, the tests).
+    if (matmul := cfg.trainer.get("float32_matmul_precision")) is not None:
+        torch.set_float32_matmul_precision(matmul)
+    if node.get("precision") == "auto":
+        with open_dict(node):
+            node.precision = auto_precision(node.get("accelerator"))
     # Without a configured ModelCheckpoint or progress bar, Lightning would add its own.
     kwargs.setdefault(
         "enable_checkpointing", any(isinstance(c, ModelCheckpoint) for c in callbacks)
@@ -183,4 +208,28 @@ def trainer(cfg: DictConfig, callbacks: list, **kwargs):
         from deeptune.checkpoints import LocalCheckpointIO
 
         kwargs.setdefault("plugins", [LocalCheckpointIO()])
-    return build(cfg.trainer, "trainer", callbacks=callbacks, **kwargs)
+    return build(node, "trainer", callbacks=callbacks, **kwargs)
+
+
+def auto_precision(accelerator: str | None) -> str:
+    """`trainer.precision=auto` (trainer=gpu): bfloat16 autocast on a GPU that computes in
+    bfloat16 natively (NVIDIA Ampere and newer; emulated bfloat16 would be slower than float32),
+    else float32. The CPU keeps float32: few CPUs compute bfloat16 faster."""
+    import torch
+
+    gpu = accelerator in ("auto", "gpu", "cuda", None) and torch.cuda.is_available()
+    if gpu and _native_bf16():
+        chosen, why = "bf16-mixed", f"{torch.cuda.get_device_name()} computes in bfloat16"
+    else:
+        chosen, why = "32-true", "no GPU that computes in bfloat16 natively"
+    log.info("trainer.precision=auto: %s (%s)", chosen, why)
+    return chosen
+
+
+def _native_bf16() -> bool:
+    import torch
+
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # an older torch takes no argument and counts native bfloat16 only
+        return torch.cuda.is_bf16_supported()

@@ -24,8 +24,14 @@ from deeptune.errors import ConfigError
 from deeptune.lab import schema as _lab  # noqa: F401
 from deeptune.loggers import schema as _loggers  # noqa: F401
 from deeptune.models.schema import HIDDEN_LAYER_MODELS
-from deeptune.optim import schema as _optim  # noqa: F401
-from deeptune.run.schema import ENSEMBLES, EvalConfig, PredictConfig, TrainConfig
+from deeptune.optim.schema import CLOSURE_OPTIMIZERS
+from deeptune.run.schema import (
+    ENSEMBLES,
+    MIXED_PRECISIONS,
+    EvalConfig,
+    PredictConfig,
+    TrainConfig,
+)
 from deeptune.schema import HYDRA_KEYS, MAX_SEED, Section, check_model, schema_for
 
 # Shipped inside the package (Hydra's pkg:// search path), so a wheel finds them as an
@@ -172,12 +178,35 @@ def _check_run(c: dict) -> None:
             trainer["check_val_every_n_epoch"],
             "scheduler=plateau steps on val/loss after every epoch: keep it at 1",
         )
+    _check_closure_optimizer(c["optimizer"], trainer)
     ft = c["finetune"]
     if ft["from"] is not None and not Path(ft["from"]).expanduser().is_file():
         raise ConfigError(
             "finetune.from", ft["from"], "no such file; pass a run's checkpoints/best.ckpt"
         )
     _check_layer_schedules(c)
+
+
+def _check_closure_optimizer(optimizer: dict, trainer: dict) -> None:
+    """L-BFGS re-evaluates one batch's loss many times per step (a closure): Lightning would
+    add those evaluations' gradients to the batches it accumulates, and refuses autocast."""
+    if optimizer.get("_target_") not in CLOSURE_OPTIMIZERS:
+        return
+    if (accumulate := trainer.get("accumulate_grad_batches") or 1) > 1:
+        raise ConfigError(
+            "trainer.accumulate_grad_batches",
+            accumulate,
+            "optimizer=lbfgs steps on one batch at a time: keep it at 1 (a larger "
+            "data.batch_size gives it more samples per step)",
+        )
+    precision = trainer.get("precision")
+    if precision in MIXED_PRECISIONS or precision == "auto":
+        picks = " (auto picks bf16-mixed on a GPU)" if precision == "auto" else ""
+        raise ConfigError(
+            "trainer.precision",
+            precision,
+            f"optimizer=lbfgs cannot run under autocast{picks}: use 32-true",
+        )
 
 
 def _check_layer_schedules(c: dict) -> None:

@@ -11,7 +11,7 @@ schedules, ...), and `deeptune.config` walks a composed config through them.
 import difflib
 import types
 import typing
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import annotated_types as at
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -138,6 +138,9 @@ class Node(Section):
     types the known arguments and leaves the rest to the target's signature at build time."""
 
     model_config = ConfigDict(populate_by_name=True)
+    # Keys deeptune's builder takes off the node and acts on itself (`model.compile`,
+    # `trainer.float32_matmul_precision`): checked here, never passed to the target.
+    BUILDER_KEYS: ClassVar[tuple[str, ...]] = ()
 
     target_: Target = Field(alias="_target_")
     partial_: bool | None = Field(None, alias="_partial_")

@@ -84,7 +84,7 @@ class ModelSummaryNode(Node):
 
 @schema("deeptune.callbacks.nonfinite.StopOnNonFiniteLoss")
 class StopOnNonFiniteLossNode(Node):
-    pass
+    every_n_batches: Int(ge=1, le=100_000) = None
 
 
 @schema("deeptune.callbacks.stepwise.stepwise_unfreeze")

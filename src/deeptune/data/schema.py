@@ -38,7 +38,7 @@ class DataNode(Node):
     # Short to type, interpolated into data.source.seq_len by the sequence data sets: the data
     # module does not take it, so the builder leaves it out.
     seq_len: Int(ge=2, le=100_000) = None
-    SOURCE_SHORTCUTS: ClassVar[tuple[str, ...]] = ("seq_len",)
+    BUILDER_KEYS: ClassVar[tuple[str, ...]] = ("seq_len",)
 
     def check(self, key: str) -> None:
         val = self.val_fraction if self.val_fraction is not None else 0.15

@@ -39,9 +39,11 @@ class TaskModule(L.LightningModule):
         scheduler_monitor: str = "val/loss",
         pretrained: Sequence[str] = (),
         lr_scale: float = 1.0,
+        compile: bool = False,
     ):
         super().__init__()
         self.net = net
+        self.compile_net = compile  # `model.compile`
         self.outputs = outputs
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -52,6 +54,19 @@ class TaskModule(L.LightningModule):
         self.metrics = nn.ModuleDict({f"_{s}": metrics.clone(prefix=f"{s}/") for s in STAGES})
         self.losses = nn.ModuleDict({f"_{s}": MeanMetric() for s in STAGES})
         self.pending: dict[str, list] = {s: [] for s in STAGES}  # (outputs, y, loss, size)
+
+    def setup(self, stage: str) -> None:
+        # In place (nn.Module.compile): the network keeps its class and its state_dict keys, so
+        # checkpoints, ensembles and fine-tuning read the same weights.
+        if self.compile_net and stage == "fit":
+            self.net.compile()
+
+    def teardown(self, stage: str) -> None:
+        # Eager again after the fit: the compiled graph would not see a forward hook added
+        # later (the t-SNE report's; torch does not guard on hooks), and testing or predicting
+        # a few batches is not worth compiling for. torch has no public undo of compile().
+        if self.compile_net and stage == "fit":
+            self.net._compiled_call_impl = None
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return getattr(nn.functional, tasks.task(self.task).loss)(out, y)

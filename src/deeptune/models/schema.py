@@ -3,7 +3,7 @@
 `input_shape` and `outputs` are not config keys: the data set gives them when the net is built.
 """
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from deeptune.errors import ConfigError
 from deeptune.models.choices import ACTIVATIONS, INITS, NORMS
@@ -17,8 +17,16 @@ Init = Literal[INITS]
 Width = Int(ge=1, le=2**20)
 
 
+class NetNode(Node):
+    """What every network takes from the builder rather than in its signature."""
+
+    # torch.compile on the network (not the LightningModule) for training: TaskModule.setup
+    compile: bool = None
+    BUILDER_KEYS: ClassVar[tuple[str, ...]] = ("compile",)
+
+
 @schema("deeptune.models.mlp.MLP")
-class MLPNode(Node):
+class MLPNode(NetNode):
     depth: Int(ge=1, le=10_000) = None
     width: Width | list[Width] = None
     activation: Activation = None
@@ -49,7 +57,7 @@ class MLPNode(Node):
 
 
 @schema("deeptune.models.rnn.RNN")
-class RNNNode(Node):
+class RNNNode(NetNode):
     cell: Literal["rnn", "lstm", "gru"] = None  # deeptune.models.rnn.CELLS
     hidden: Int(ge=1, le=2**16) = None
     layers: Int(ge=1, le=1000) = None

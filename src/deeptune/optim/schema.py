@@ -66,6 +66,10 @@ class RMSpropNode(OptimizerNode):
     capturable: bool = None
 
 
+# Optimisers whose step re-evaluates the loss through a closure, many times per batch.
+CLOSURE_OPTIMIZERS = {"deeptune.optim.lbfgs.LBFGS", "torch.optim.LBFGS", "torch.optim.lbfgs.LBFGS"}
+
+
 @schema("deeptune.optim.lbfgs.LBFGS")
 class LBFGSNode(Node):
     lr: PosFloat = None

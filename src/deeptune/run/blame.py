@@ -11,6 +11,7 @@ from contextlib import contextmanager, suppress
 from deeptune.errors import ConfigError, TrainingError
 
 Owner = tuple[Callable[[object], bool], str]  # (is this object the node's?, node key)
+_COMPILER = ("torch._dynamo", "torch._inductor", "torch._functorch")
 
 
 def owners(parts, cfg) -> list[Owner]:
@@ -18,7 +19,10 @@ def owners(parts, cfg) -> list[Owner]:
     import torch
 
     net_modules = {id(m) for m in parts.model.net.modules()}
-    found: list[Owner] = [
+    found: list[Owner] = []
+    if cfg.model.get("compile"):  # torch.compile's own frames: no compiler, an op it cannot take
+        found.append((lambda o: type(o).__module__.startswith(_COMPILER), "model.compile"))
+    found += [
         (lambda o: id(o) in net_modules, "model"),
         (lambda o: isinstance(o, torch.optim.Optimizer), "optimizer"),
         (lambda o: isinstance(o, (torch.optim.lr_scheduler.LRScheduler,

@@ -1,7 +1,7 @@
 """The schema of the run: configs/train.yaml's own keys and the `trainer` group
 (lightning.Trainer's arguments, every one, so `+trainer.<typo>` fails before torch loads)."""
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -25,10 +25,18 @@ from deeptune.schema import (
 )
 
 ENSEMBLES = ("mean_prob", "majority_vote", "mean_logit")
-PRECISIONS = (
-    64, 32, 16, "64", "32", "16", "bf16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
-    "32-true", "64-true", "transformer-engine", "transformer-engine-float16",
+# Lightning's precision names and their aliases (lightning.fabric.connector._PRECISION_INPUT,
+# held to it by tests/test_gpu_knobs.py), and deeptune's `auto` (deeptune.builders.auto_precision)
+PRECISION_NAMES = (
+    "auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true",
+    "transformer-engine", "transformer-engine-float16",
 )  # fmt: skip
+PRECISIONS = (*PRECISION_NAMES, 64, 32, 16, "64", "32", "16", "bf16")
+MIXED_PRECISIONS = ("16-mixed", "bf16-mixed", 16, "16", "bf16")  # autocast (Lightning's AMP)
+Precision = Annotated[
+    Literal[PRECISIONS],
+    Allowed(f"one of {', '.join(PRECISION_NAMES)} (or Lightning's aliases 64, 32, 16, bf16)"),
+]
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "xla", "hpu")
 Batches = NonNegInt | Float(ge=0, le=1)  # a count, or a fraction of the epoch
 Devices = Annotated[
@@ -71,11 +79,14 @@ class Paths(Section):
 
 @schema("lightning.Trainer", "lightning.pytorch.Trainer")
 class TrainerNode(Node):
+    # torch.set_float32_matmul_precision, set by deeptune.builders.trainer before the fit
+    float32_matmul_precision: Literal["highest", "high", "medium"] | None = None
+    BUILDER_KEYS: ClassVar[tuple[str, ...]] = ("float32_matmul_precision",)
     accelerator: Literal[ACCELERATORS] = None
     strategy: Name | dict = None
     devices: PosInt | Literal[-1] | Devices | list[NonNegInt] = None
     num_nodes: Int(ge=1, le=100_000) = None
-    precision: Literal[PRECISIONS] | None = None
+    precision: Precision | None = None
     fast_dev_run: bool | NonNegInt = None
     max_epochs: Int(ge=1, le=10**9) = None
     min_epochs: NonNegInt | None = None
