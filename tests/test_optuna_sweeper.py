@@ -221,7 +221,7 @@ def _fake_sweeper(tmp_path, storage, launcher, folder="sweep", **settings):
     config = OmegaConf.create(
         {
             "hydra": {"sweep": {"dir": str(tmp_path / folder)}, "job": {"name": "t"}},
-            "optimized_metric": "v",
+            "optimized_metric": "val/acc",
         }
     )
     settings = {"storage": storage, "study_name": "s", "seed": 0, **settings}

@@ -16,6 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+import deeptune.resolvers  # noqa: F401  (${monitored:...}: every config checked here resolves)
 from deeptune import tasks
 from deeptune.callbacks import schema as _callbacks  # noqa: F401  (each registers its nodes)
 from deeptune.data import schema as _data  # noqa: F401
@@ -130,12 +131,32 @@ def _node_tree(key: str, node):
 
 
 def _check_objective(c: dict) -> None:
-    """What the run optimises is a metric some task logs (which task: once the data is loaded)."""
-    metric = c["optimized_metric"]
-    if metric.partition("/")[2] not in tasks.all_metric_names():
-        split = metric.partition("/")[0]
-        allowed = ", ".join(f"{split}/{n}" for n in tasks.all_metric_names())
-        raise ConfigError("optimized_metric", metric, f"must be one of {allowed}")
+    check_objectives(c["optimized_metric"])
+
+
+def check_objectives(optimized_metric) -> list[str]:
+    """What the run optimises: a metric some task logs (which task: once the data is loaded), or
+    a list of objectives for a multi-objective sweep, whose first is the watched metric and whose
+    others may also be figures of the whole run (n_params, duration_s). The list, checked."""
+    keys = tasks.objectives(optimized_metric)
+    if not keys:
+        raise ConfigError("optimized_metric", [], "a metric such as val/acc, or a list of them")
+    for i, key in enumerate(keys):
+        if i and key in tasks.RUN_FIGURES:
+            continue
+        split, _, name = key.partition("/")
+        if name not in tasks.all_metric_names() or split not in tasks.MONITORED_SPLITS:
+            split = split if split in tasks.MONITORED_SPLITS else "val"
+            allowed = ", ".join(f"{split}/{n}" for n in tasks.all_metric_names())
+            if i:
+                allowed += ", " + ", ".join(tasks.RUN_FIGURES)
+            elif key in tasks.RUN_FIGURES:
+                allowed += f" (a run figure such as {key} may be a later objective, not the first)"
+            where = f"optimized_metric[{i}]" if len(keys) > 1 else "optimized_metric"
+            raise ConfigError(where, key, f"must be one of {allowed}")
+    if len(set(keys)) < len(keys):
+        raise ConfigError("optimized_metric", keys, "names an objective twice")
+    return keys
 
 
 def _check_run(c: dict) -> None:
@@ -242,7 +263,14 @@ def validate_against_data(cfg: DictConfig, table) -> None:
     set: a classification is judged by acc, f1 or loss, a regression by mse, r2 or loss."""
     task = tasks.task(table.task)
     data = str(cfg.data.source.get("_target_")).rpartition(".")[2]
-    watched = [("optimized_metric", cfg.optimized_metric, "optimized_mode", cfg.optimized_mode)]
+    # The objectives other than the first are not watched, so no mode applies to them.
+    keys = tasks.objectives(cfg.optimized_metric)
+    watched = [("optimized_metric", keys[0], "optimized_mode", cfg.optimized_mode)]
+    watched += [
+        (f"optimized_metric[{i}]", key, None, None)
+        for i, key in enumerate(keys)
+        if i and key not in tasks.RUN_FIGURES
+    ]
     for name, node in (cfg.get("callbacks") or {}).items():
         if node is not None and node.get("monitor"):
             # Lightning's ModelCheckpoint and EarlyStopping watch for a fall unless told otherwise

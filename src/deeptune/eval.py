@@ -9,7 +9,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from deeptune import builders, outputs, trust
+from deeptune import builders, outputs, tasks, trust
 from deeptune.cli import guarded, run_task
 from deeptune.config import CONFIG_PATH, validate
 from deeptune.errors import ConfigError
@@ -118,7 +118,7 @@ def objective_on_test(metrics: dict, run_cfg: DictConfig) -> float:
     """The test figure of the run's optimized metric: test/mse for optimized_metric=val/mse. An
     ensemble has no loss: then the task's headline figure (acc, or mse)."""
     row = metrics["test"]
-    name = str(run_cfg.optimized_metric).partition("/")[2]
+    name = tasks.monitored(run_cfg.optimized_metric).partition("/")[2]
     return row[name] if name in row else row[outputs.metric_names(metrics)[0]]
 
 

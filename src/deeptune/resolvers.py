@@ -1,14 +1,21 @@
-"""OmegaConf resolvers for the SLURM launcher presets (configs/hydra/launcher/slurm*.yaml).
+"""OmegaConf resolvers: the watched metric, and the SLURM launcher presets' requests.
 
-Lightning on SLURM starts no processes itself: it takes one SLURM task per device and raises
-unless `--ntasks-per-node` equals `trainer.devices` and `--nodes` equals `trainer.num_nodes`.
-These resolvers derive the request from the trainer config, so users set the devices once.
+`${monitored:${optimized_metric}}` is the metric checkpoints, early stopping and pruning watch:
+optimized_metric itself, or its first entry when it lists several objectives (a multi-objective
+sweep). deeptune.config imports this module, so every config it checks can resolve it.
+
+For configs/hydra/launcher/slurm*.yaml: Lightning on SLURM starts no processes itself: it takes
+one SLURM task per device and raises unless `--ntasks-per-node` equals `trainer.devices` and
+`--nodes` equals `trainer.num_nodes`. These resolvers derive the request from the trainer config,
+so users set the devices once.
 Importing this module registers them.
 """
 
 from collections.abc import Sequence
 
 from omegaconf import OmegaConf
+
+from deeptune.tasks import monitored
 
 GPU_ACCELERATORS = ("gpu", "cuda")
 
@@ -40,6 +47,10 @@ def gpus_per_node(accelerator, devices) -> int | None:
     return devices_per_node(devices) if str(accelerator) in GPU_ACCELERATORS else None
 
 
-for _name, _fn in (("devices_per_node", devices_per_node), ("gpus_per_node", gpus_per_node)):
+for _name, _fn in (
+    ("devices_per_node", devices_per_node),
+    ("gpus_per_node", gpus_per_node),
+    ("monitored", monitored),
+):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)

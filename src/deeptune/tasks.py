@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 SPLITS = ("train", "val", "test")  # what a run reports metrics on
 MONITORED_SPLITS = ("train", "val")  # what checkpoints, early stopping and sweeps may watch
+# Figures of the whole run in metrics.json, beside the split metrics, that a multi-objective
+# sweep may optimise too (accuracy vs network size, vs training time); each is better lower.
+RUN_FIGURES = {"n_params": "min", "duration_s": "min"}
 
 
 @dataclass(frozen=True)
@@ -95,3 +98,33 @@ def display_order(names) -> list[str]:
     """The registry's order (each task's headline first, the loss last), unknown names after."""
     order = {n: i for i, n in enumerate(all_metric_names())}
     return sorted(set(names), key=lambda n: (n == "loss", order.get(n, len(order)), n))
+
+
+# ---------------------------------------------------------------------------------------------
+# The objectives: `optimized_metric`, one metric or a list of them (a multi-objective sweep)
+
+
+def objectives(optimized_metric) -> list[str]:
+    """`optimized_metric` as a list: [val/acc], or [val/acc, n_params] for two objectives."""
+    if isinstance(optimized_metric, str):
+        return [optimized_metric]
+    return [str(key) for key in optimized_metric]
+
+
+def monitored(optimized_metric) -> str | None:
+    """The metric checkpoints, early stopping and pruning watch: the first objective (None for
+    an empty list, which the config checks refuse)."""
+    return next(iter(objectives(optimized_metric)), None)
+
+
+def objective_value(metrics: dict, key: str):
+    """The value of one objective in a run's metrics.json (None when it has none)."""
+    if key in RUN_FIGURES:
+        return metrics.get(key)
+    split, _, name = key.partition("/")
+    return (metrics.get(split) or {}).get(name)
+
+
+def objective_mode(key: str) -> str:
+    """'max' or 'min': which way an objective is better."""
+    return RUN_FIGURES.get(key) or direction(key.partition("/")[2])

@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 import deeptune.resolvers  # noqa: F401  (registers the resolvers of hydra/launcher=slurm)
-from deeptune import builders, outputs, provenance, trust
+from deeptune import builders, outputs, provenance, tasks, trust
 from deeptune.cli import guarded, run_task
 from deeptune.config import CONFIG_PATH, derive, validate, validate_against_data
 from deeptune.errors import Interrupted
@@ -21,9 +21,10 @@ from deeptune.run.summary import print_summary
 from deeptune.threads import apply_threads
 
 
-def train(cfg: DictConfig) -> float:
+def train(cfg: DictConfig) -> float | list[float]:
     """Fit, test the kept checkpoint, write metrics.json; return `optimized_metric` (the mean
-    over the folds or the restarts when there are several)."""
+    over the folds or the restarts when there are several), or the list of its objectives'
+    values when it lists several (a multi-objective sweep)."""
     validate(cfg)
     if done := resume.finished_job(cfg):  # a job that finished before its sweep was stopped
         return _objective(cfg, done)
@@ -31,7 +32,7 @@ def train(cfg: DictConfig) -> float:
         return _train(cfg)
 
 
-def _train(cfg: DictConfig) -> float:
+def _train(cfg: DictConfig) -> float | list[float]:
     try:
         table = builders.source(cfg)
         validate_against_data(cfg, table)
@@ -59,13 +60,14 @@ def _train(cfg: DictConfig) -> float:
     return _objective(cfg, metrics)
 
 
-def _objective(cfg: DictConfig, metrics: dict) -> float:
-    split, _, name = cfg.optimized_metric.partition("/")
-    return metrics[split][name]
+def _objective(cfg: DictConfig, metrics: dict) -> float | list[float]:
+    if isinstance(cfg.optimized_metric, str):
+        return tasks.objective_value(metrics, cfg.optimized_metric)
+    return [tasks.objective_value(metrics, key) for key in tasks.objectives(cfg.optimized_metric)]
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> float | list[float] | None:
     return run_task(train, cfg)
 
 

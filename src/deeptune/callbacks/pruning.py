@@ -55,11 +55,11 @@ def optuna_pruning(
     monitor: str = "val/acc",
 ) -> OptunaPruning | None:
     """The callback of a trial of hydra/sweeper=optuna (the `optuna.*` keys), or None outside
-    such a sweep."""
+    such a sweep and in a multi-objective study (Optuna prunes single-objective studies only)."""
     if trial is None:
         return None
     try:
-        return OptunaPruning(open_trial(storage, study_name, int(trial)), monitor)
+        opened = open_trial(storage, study_name, int(trial))
     except KeyError:
         raise ConfigError(
             "optuna.trial",
@@ -67,3 +67,4 @@ def optuna_pruning(
             f"no such trial in study {study_name!r} at {storage} "
             "(hydra/sweeper=optuna sets the optuna.* keys; leave them null otherwise)",
         ) from None
+    return OptunaPruning(opened, monitor) if len(opened.study.directions) == 1 else None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from deeptune import provenance
+from deeptune import provenance, tasks
 
 MAX_KEY = 250  # MLflow refuses longer keys
 MAX_VALUE = 500  # MLflow before 1.28 refuses longer values (6000 since); Lightning cuts to 250
@@ -57,8 +57,7 @@ def log_result(loggers, cfg: DictConfig, metrics: dict, step: int) -> None:
     """The kept model's `optimized_metric` as TensorBoard's hparams metric."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    split, _, name = cfg.optimized_metric.partition("/")
-    value = metrics.get(split, {}).get(name)
+    value = tasks.objective_value(metrics, tasks.monitored(cfg.optimized_metric))
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger) and value is not None:
             logger.log_metrics({hp_metric(cfg): value}, step=step)
@@ -66,7 +65,7 @@ def log_result(loggers, cfg: DictConfig, metrics: dict, step: int) -> None:
 
 
 def hp_metric(cfg: DictConfig) -> str:
-    return f"hp/{cfg.optimized_metric}"
+    return f"hp/{tasks.monitored(cfg.optimized_metric)}"
 
 
 def sweep_name(root_dir: str | None = None) -> str | None:

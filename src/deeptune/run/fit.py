@@ -135,6 +135,8 @@ def _fit_and_test(cfg: DictConfig, parts: Parts, ckpt: str | None) -> dict:
         )[0]
         metrics.update(outputs.split_metrics(results))
     metrics.update(
+        # the network's size: an objective of its own in a multi-objective sweep
+        n_params=sum(p.numel() for p in model.net.parameters()),
         epochs=trainer.current_epoch,
         best_epoch=_best_epoch(best),
         best_checkpoint=best or None,

@@ -108,6 +108,7 @@ def summarize(runs: list[dict]) -> tuple[dict, dict]:
         summary[split] = {k: float(v.mean()) for k, v in values.items()}
         if split in SPREAD_SPLITS:
             spread[split] = {k: _spread(v) for k, v in values.items()}
+    summary["n_params"] = runs[0].get("n_params")  # the parts share one architecture
     summary["epochs"] = [r["epochs"] for r in runs]
     summary["best_checkpoint"] = [r.get("best_checkpoint") for r in runs]
     if "stepwise" in runs[0]:

@@ -44,6 +44,12 @@ Devices = Annotated[
     Field(pattern=r"^(auto|-1|\d+(,\s*\d+)*,?)$"),
     Allowed("auto, -1, or device ids such as 0,1"),
 ]
+# optimized_metric as a list: the objectives of a multi-objective sweep (deeptune.config checks
+# each); the first is the watched metric, and optimized_mode is its mode.
+Objectives = Annotated[
+    list[str],
+    Allowed("a list of objectives, e.g. [val/acc, n_params] (the first one is watched)"),
+]
 MaxTime = Annotated[
     str, Field(pattern=r"^\d+(:\d+){0,3}$"), Allowed("DD:HH:MM:SS, e.g. 00:12:00:00")
 ]
@@ -146,7 +152,7 @@ class TrainConfig(Section):
     task_name: Name
     tags: list[Label]
     seed: Seed
-    optimized_metric: MetricKey
+    optimized_metric: MetricKey | Objectives
     optimized_mode: Literal["min", "max"]
     test: bool
     ckpt_path: Path | None

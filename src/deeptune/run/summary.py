@@ -24,7 +24,8 @@ def print_summary(title: str, metrics: dict, out_dir: Path) -> None:
     for kind in ("cv", "restarts"):
         if spread := metrics.get(kind):
             console.print(spread_table(spread, metrics.get("ensemble")))
-    extras = {k: metrics[k] for k in ("best_epoch", "epochs", "duration_s") if k in metrics}
+    shown = ("best_epoch", "epochs", "n_params", "duration_s")
+    extras = {k: metrics[k] for k in shown if k in metrics}
     if extras:
         console.print("  ".join(f"{k}: {v}" for k, v in extras.items()))
     console.print(f"run folder: {out_dir}")

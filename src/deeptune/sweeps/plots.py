@@ -51,7 +51,7 @@ def metric_vs_param(done: pd.DataFrame, key: str, metric: str, seeds: bool, path
     if numeric:
         x = done[key].astype(float)
         ax.scatter(x, y, alpha=0.6, label="job")
-        if x.min() > 0 and x.max() / x.min() > 100:  # spans more than 2 decades, e.g. an lr
+        if _spans_decades(x):  # e.g. a learning rate
             ax.set_xscale("log")
     else:
         labels = sorted(done[key].map(str).unique())
@@ -81,6 +81,33 @@ def best_so_far(done: pd.DataFrame, metric: str, direction: str, path: Path) -> 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize="small")
     return _save(fig, path)
+
+
+def pareto(df, front, metric, others, objectives, directions, out: Path) -> list[tuple[str, str]]:
+    """Two objectives against each other: every completed job, and the Pareto front joined up
+    and labelled with its trial numbers."""
+    done = df[df["state"].eq("completed") & df["value"].notna()]
+    (other,) = others
+    better = dict(zip(objectives, directions, strict=True))
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.subplots()
+    ax.scatter(done[other], done["value"], alpha=0.5, label="trial")
+    line = front.sort_values(other)
+    ax.plot(line[other], line[metric], "o-", color="C1", label="Pareto front")
+    for _, row in line.iterrows():
+        ax.annotate(str(row["job"]), (row[other], row[metric]), fontsize="x-small")
+    if _spans_decades(done[other].astype(float)):  # e.g. parameter counts
+        ax.set_xscale("log")
+    ax.set(xlabel=f"{other} ({better[other]})", ylabel=f"{metric} ({better[metric]})")
+    ax.set_title("Pareto front")
+    ax.legend(fontsize="small")
+    _save(fig, out / "pareto_front.png")
+    return [(f"Pareto front: {metric} vs {other}", "pareto_front.png")]
+
+
+def _spans_decades(x) -> bool:
+    """More than two decades of positive values: a log axis reads better."""
+    return len(x) > 0 and x.min() > 0 and x.max() / x.min() > 100
 
 
 def importance(study, path: Path) -> Figure | None:

@@ -3,8 +3,9 @@
     deeptune-report multirun/<date>/<time> [--metric test/acc] [--out FOLDER] [--top 5]
 
 Only what the jobs left on disk is read (.hydra/overrides.yaml, config.yaml, metrics.json) plus,
-for an Optuna sweep, the study named in optimization_results.yaml: the report works on any sweep
-folder, copied from another machine included, and never imports torch.
+for an Optuna sweep, optimization_results.yaml and the study it names: the report works on any
+sweep folder, copied from another machine included, and never imports torch. A multi-objective
+sweep (optimized_metric lists several) also gets its Pareto front, a table and a plot.
 """
 
 import argparse
@@ -26,6 +27,7 @@ IGNORED = ("hydra.", "optuna.")  # the launcher's and the sweeper's plumbing, no
 # The jobs table's order after the metric; failed and the rest last.
 STATE_RANK = {"completed": 0, "pruned": 1, "interrupted": 2}
 STUDY_STATES = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed"}
+RESULTS = "optimization_results.yaml"  # what hydra/sweeper=optuna writes into the sweep folder
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,28 +43,39 @@ def main(argv: list[str] | None = None) -> None:
     jobs = read_jobs(sweep)
     if not jobs:
         fail(f"{args.dir} is not a multirun folder: no job folders with .hydra/overrides.yaml")
-    objective = jobs[0]["config"].get("optimized_metric", "val/acc")  # what the sweep optimised
-    metric = args.metric or objective
-    if metric.partition("/")[0] not in tasks.SPLITS or not metric.partition("/")[2]:
-        fail(f"--metric={metric} is invalid: must be <split>/<name>, e.g. test/acc")
-    study = load_study(sweep)
-    df, varied = job_table(jobs, metric, study)
+    # what the sweep optimised: one metric, or several objectives
+    objectives = tasks.objectives(jobs[0]["config"].get("optimized_metric", "val/acc"))
+    metric = args.metric or objectives[0]
+    split, _, name = metric.partition("/")
+    if metric not in tasks.RUN_FIGURES and (split not in tasks.SPLITS or not name):
+        figures = ", ".join(tasks.RUN_FIGURES)
+        fail(f"--metric={metric} is invalid: must be <split>/<name>, e.g. test/acc, or {figures}")
+    results = read_yaml(sweep / RESULTS) if (sweep / RESULTS).is_file() else {}
+    study = load_study(sweep, results or {})
+    others = [k for k in objectives if k != metric] if len(objectives) > 1 else []
+    df, varied = job_table(jobs, metric, study, others)
     done = df[df["state"].eq("completed")]
     if len(done) and done["value"].isna().all():
         fail(f"no completed job has {metric} in its metrics.json")
 
-    direction = tasks.direction(metric.partition("/")[2])
-    if study is not None and metric == objective and len(study.directions) == 1:
-        direction = "max" if study.direction.name == "MAXIMIZE" else "min"
+    direction = tasks.objective_mode(metric)
+    if study is not None and metric in objectives and len(study.directions) == len(objectives):
+        chosen = study.directions[objectives.index(metric)]
+        direction = "max" if chosen.name == "MAXIMIZE" else "min"
     agg = aggregate(df, varied, direction)
+    front = pareto_front(results or {}, varied)
 
     out = (args.out or sweep).resolve()
     out.mkdir(parents=True, exist_ok=True)
     figures = plots.draw_all(df, varied, metric, direction, agg is not None, study, out)
-    jobs_view = view_jobs(sort_jobs(df, direction), varied, metric)
+    if front is not None and len(objectives) == 2:
+        figures += plots.pareto(df, front, metric, others, objectives, results["direction"], out)
+    jobs_view = view_jobs(sort_jobs(df, direction), varied, metric, others)
     hint = continuing(df, study)
-    path = write_report(out, sweep, df, varied, metric, direction, jobs_view, agg, figures, hint)
-    print_top(jobs_view, args.top, path, hint)
+    path = write_report(
+        out, sweep, df, varied, metric, direction, jobs_view, agg, figures, hint, front
+    )
+    print_top(jobs_view, args.top, path, hint, front)
 
 
 def read_jobs(sweep: Path) -> list[dict]:
@@ -95,15 +108,14 @@ def parse(value: str):
     return value
 
 
-def load_study(sweep: Path):
-    """The Optuna study named in optimization_results.yaml; None without one or if unreadable."""
-    results_file = sweep / "optimization_results.yaml"
-    if not results_file.is_file():
+def load_study(sweep: Path, results: dict):
+    """The Optuna study named in optimization_results.yaml (`results`); None without one or if
+    unreadable."""
+    if not results:
         return None
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    results = read_yaml(results_file) or {}
     storage = str(results.get("storage") or "")
     if storage.startswith("sqlite:///"):
         db = Path(storage.removeprefix("sqlite:///").split("?")[0])
@@ -120,16 +132,17 @@ def load_study(sweep: Path):
         return None
 
 
-def job_table(jobs: list[dict], metric: str, study) -> tuple[pd.DataFrame, list]:
-    """A row per job (job, parameters..., value, state, duration_s, epochs); the varied keys."""
-    split, _, name = metric.partition("/")
+def job_table(jobs: list[dict], metric: str, study, others=()) -> tuple[pd.DataFrame, list]:
+    """A row per job (job, parameters..., value, the other objectives, state, duration_s,
+    epochs); the varied keys."""
     trials = {t.number: t for t in study.trials} if study is not None else {}
     retried = {t.user_attrs.get("retry_of") for t in trials.values()}
     rows = []
     for job in jobs:
         m = job["metrics"]
         row = {"job": job["job"], **job["overrides"]}
-        row["value"] = (m or {}).get(split, {}).get(name)
+        row["value"] = tasks.objective_value(m or {}, metric)
+        row.update({key: tasks.objective_value(m or {}, key) for key in others})
         row["state"] = "failed" if m is None else m.get("status", "completed")
         row["duration_s"], row["epochs"] = (m or {}).get("duration_s"), (m or {}).get("epochs")
         if (trial := trials.get(job["job"])) is not None:
@@ -142,7 +155,8 @@ def job_table(jobs: list[dict], metric: str, study) -> tuple[pd.DataFrame, list]
                 row["duration_s"] = trial.duration.total_seconds()
         rows.append(row)
     keys = list(dict.fromkeys(k for job in jobs for k in job["overrides"]))
-    df = pd.DataFrame(rows, columns=["job", *keys, "value", "state", "duration_s", "epochs"])
+    columns = ["job", *keys, "value", *others, "state", "duration_s", "epochs"]
+    df = pd.DataFrame(rows, columns=columns)
     df["value"] = df["value"].astype(float)
     # repr() so that lists, NaN (a key missing from some jobs) and mixed types all compare.
     varied = [k for k in keys if df[k].map(repr).nunique() > 1]
@@ -210,12 +224,28 @@ def show(value, spec: str = "g") -> str:
     return format(value, spec) if isinstance(value, float) else str(value)
 
 
-def view_jobs(df: pd.DataFrame, varied: list, metric: str) -> pd.DataFrame:
+def pareto_front(results: dict, varied: list) -> pd.DataFrame | None:
+    """The Pareto front the sweeper wrote (optimization_results.yaml's best_trials): a row per
+    trial (job, the varied parameters, each objective); None for a single-objective sweep."""
+    if "best_trials" not in results:
+        return None
+    objectives = results.get("objectives") or []
+    rows = []
+    for trial in results["best_trials"]:
+        params = {k: trial["params"].get(k) for k in varied if k in trial["params"]}
+        values = dict(zip(objectives, trial["values"], strict=True))
+        rows.append({"job": trial["number"], **params, **values})
+    return pd.DataFrame(rows, columns=["job", *varied, *objectives])
+
+
+def view_jobs(df: pd.DataFrame, varied: list, metric: str, others=()) -> pd.DataFrame:
     """The jobs table as strings, shared by report.md and the console."""
     view = pd.DataFrame({"job": df["job"].map(str)})
     for key in varied:
         view[key] = df[key].map(show)
     view[metric] = df["value"].map(lambda v: show(v, ".4f"))
+    for key in others:
+        view[key] = df[key].map(lambda v: show(v, ".4g"))
     view["state"] = df["state"]
     view["duration_s"] = df["duration_s"].map(lambda v: show(v, ".1f"))
     view["epochs"] = df["epochs"].map(lambda v: show(v, ".0f"))
@@ -241,7 +271,9 @@ def markdown(view: pd.DataFrame) -> list[str]:
     return [rows[0], "|" + " --- |" * len(view.columns), *rows[1:]]
 
 
-def write_report(out, sweep, df, varied, metric, direction, jobs_view, agg, figures, hint) -> Path:
+def write_report(
+    out, sweep, df, varied, metric, direction, jobs_view, agg, figures, hint, front=None
+) -> Path:
     counts = df["state"].value_counts()
     states = {s: 0 for s in ("completed", "pruned", "failed")} | counts.to_dict()
     best = "higher" if direction == "max" else "lower"
@@ -258,6 +290,12 @@ def write_report(out, sweep, df, varied, metric, direction, jobs_view, agg, figu
         "",
         *markdown(jobs_view),
     ]
+    if front is not None:
+        lines += ["", f"## Pareto front ({len(front)} trials no other beats on every objective)"]
+        view = front.map(lambda v: show(v, ".4g"))
+        for key in front.columns.intersection(list(tasks.RUN_FIGURES)):
+            view[key] = front[key].map(lambda v: show(v, ".6g"))  # a parameter count in full
+        lines += ["", *markdown(view)]
     if agg is not None:
         lines += ["", "## Configurations over seeds, best first", ""]
         lines += markdown(view_agg(agg, metric))
@@ -269,8 +307,12 @@ def write_report(out, sweep, df, varied, metric, direction, jobs_view, agg, figu
     return path
 
 
-def print_top(view: pd.DataFrame, top: int, path: Path, hint: str | None) -> None:
+def print_top(view: pd.DataFrame, top: int, path: Path, hint: str | None, front=None) -> None:
     view = view.drop(columns=["duration_s", "epochs"])  # compact: they are in report.md
+    if front is not None:
+        hint = f"Pareto front: trials {', '.join(map(str, front['job']))}" + (
+            f"\n{hint}" if hint else ""
+        )
     title = f"sweep: best {min(top, len(view))} of {len(view)} jobs"
     table = Table(title=title, header_style="bold")
     for column in view.columns:

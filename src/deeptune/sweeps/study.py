@@ -35,32 +35,96 @@ PRUNERS = {
 
 
 def make_pruner(spec: dict | None):
-    """The Optuna pruner for {"name": ..., "args": {...}} (None: no pruning). Raises ValueError
-    naming the bad setting."""
+    """The Optuna pruner for {"name": ..., "args": {...}} (hydra.sweeper.pruner as a name of
+    PRUNERS, args its pruner_args) or {"target": "optuna.pruners.<Class>", "node": {...},
+    "args": {...}} (hydra.sweeper.pruner as a node with arguments of its own; pruner_args fill
+    in what it leaves out); None: no pruning. Raises ValueError naming the bad setting."""
     from hydra.utils import get_class
 
     spec = spec or {"name": "none", "args": {}}
-    name, args = spec["name"], dict(spec.get("args") or {})
-    if name not in PRUNERS:
-        raise ValueError(f"hydra.sweeper.pruner={name!r} is invalid: one of {', '.join(PRUNERS)}")
-    cls = get_class(PRUNERS[name])
+    args = dict(spec.get("args") or {})
+    if "target" in spec:
+        cls = optuna_class(spec["target"], "optuna.pruners", "hydra.sweeper.pruner")
+        label = cls.__name__
+    elif spec["name"] in PRUNERS:
+        cls, label = get_class(PRUNERS[spec["name"]]), spec["name"]
+    else:
+        allowed = ", ".join(PRUNERS)
+        raise ValueError(f"hydra.sweeper.pruner={spec['name']!r} is invalid: one of {allowed}")
     # Presets carry arguments for the pruners that take them (n_startup_trials, ...); a pruner
     # drops those meant for another one, but a name no pruner knows is a typo.
     known = inspect.signature(cls).parameters
     anywhere = {
         p for path in PRUNERS.values() for p in inspect.signature(get_class(path)).parameters
     }
-    if typos := sorted(set(args) - anywhere):
+    if typos := sorted(set(args) - anywhere - set(known)):
         raise ValueError(
-            f"hydra.sweeper.pruner_args={args} for pruner={name}: no pruner takes {typos}"
+            f"hydra.sweeper.pruner_args={args} for pruner={label}: no pruner takes {typos}"
         )
-    if dropped := sorted(set(args) - set(known)) if name != "none" else []:
-        log.warning("pruner=%s ignores pruner_args %s", name, dropped)
+    if dropped := sorted(set(args) - set(known)) if label != "none" else []:
+        log.warning("pruner=%s ignores pruner_args %s", label, dropped)
     args = {k: v for k, v in args.items() if k in known}
+    if "target" in spec:
+        return build(cls, {**args, **(spec.get("node") or {})}, "hydra.sweeper.pruner")
     try:
         return cls(**args)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"hydra.sweeper.pruner_args={args} for pruner={name}: {err}") from None
+        raise ValueError(f"hydra.sweeper.pruner_args={args} for pruner={label}: {err}") from None
+
+
+def optuna_class(target, package: str, key: str):
+    """The class `target` names, one of Optuna's in `package` (optuna.samplers or
+    optuna.pruners): a sweep's config builds Optuna's objects, nothing else."""
+    from hydra.utils import get_class
+
+    example = {"optuna.samplers": "TPESampler", "optuna.pruners": "MedianPruner"}[package]
+    if not isinstance(target, str) or not target.startswith(package + "."):
+        allowed = f"a class of {package}, e.g. {package}.{example}"
+        raise ValueError(f"{key}._target_={target!r} is invalid: {allowed}")
+    try:
+        return get_class(target)
+    except Exception:  # Hydra's ImportError or ValueError, several lines long
+        import optuna
+
+        raise ValueError(
+            f"{key}._target_={target!r} is invalid: optuna {optuna.__version__} has no such class"
+        ) from None
+
+
+def build(cls, args: dict, key: str, *positional, **extra):
+    """`cls(*positional, **args, **extra)`, its arguments checked against its signature first;
+    an argument that is a node with an Optuna `_target_` of its own is built (PatientPruner's
+    `wrapped_pruner`, NSGAIISampler's `crossover`). Raises ValueError naming the bad key."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        for name, value in args.items():
+            if name not in params:
+                takes = ", ".join(params) or "no arguments"
+                raise ValueError(f"{key}.{name}={value!r} is invalid: {cls.__name__} takes {takes}")
+    built = {}
+    for name, value in args.items():
+        if isinstance(value, dict) and "_target_" in value:
+            target = value["_target_"]
+            if not (isinstance(target, str) and target.startswith("optuna.")):
+                raise ValueError(f"{key}.{name}._target_={target!r} is invalid: an Optuna class")
+            try:
+                value = instantiate(value)
+            except InstantiationException as err:
+                cause = err.__cause__ or err
+                raise ValueError(f"{key}.{name}={value}: {_first_line(cause)}") from None
+        built[name] = value
+    try:
+        return cls(*positional, **built, **extra)
+    except (TypeError, ValueError) as err:  # Optuna's own checks of the values
+        raise ValueError(f"{key}={args}: {_first_line(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"
 
 
 def trial_overrides(storage: str, study_name: str, number: int) -> list[str]:

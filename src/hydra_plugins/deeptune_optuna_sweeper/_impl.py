@@ -22,13 +22,14 @@ from omegaconf import OmegaConf
 from optuna.trial import Trial, TrialState
 from sqlalchemy.engine import make_url
 
+from deeptune import tasks
 from deeptune.errors import Interrupted
 from deeptune.sweeps import study as contract
 from deeptune.threads import launcher_jobs
 
 from . import _results, _shared
 from ._sampling import Sampling, sample
-from ._space import SearchSpace, format_value, parse
+from ._space import SearchSpace, custom_space, format_value, parse
 from .config import DIRECTIONS, SweepError
 
 log = logging.getLogger(__name__)
@@ -53,19 +54,25 @@ def run_sweep(sweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
     first = _trial_overrides(space, space.first_point(), storage, study_name, 0)
     sweeper.validate_batch_is_legal([first])
 
+    objectives, directions = _objectives(s, config)
     n_trials, sampling = s.n_trials, Sampling(s, space)
-    if s.sampler == "grid":
+    if sampling.name == "grid":
         n_trials = min(n_trials, math.prod(len(v) for v in space.grid().values()))
-    pruner_spec = {"name": s.pruner, "args": s.pruner_args}
+    if sampling.name == "cmaes" and len(directions) > 1:  # Optuna raises at the first trial
+        raise SweepError(
+            f"hydra.sweeper.sampler=cmaes is invalid: CMA-ES optimises one objective, and "
+            f"optimized_metric has {len(directions)}: use tpe, nsgaii, nsgaiii, gp or random"
+        )
+    pruner_spec = _pruner_spec(s, directions)
     try:
         pruner = contract.make_pruner(pruner_spec)
     except ValueError as err:
         raise SweepError(str(err)) from None
+    extend = custom_space(s.custom_search_space, config, space)
     rdb = _shared.storage(storage, s.heartbeat_interval, s.grace_period)
-    study = _open_study(rdb, storage, study_name, sampling.shared, pruner, _direction(s, config))
+    study = _open_study(rdb, storage, study_name, sampling.shared, pruner, directions)
     study.set_user_attr(contract.PRUNER_ATTR, pruner_spec)
 
-    metric = config.get("optimized_metric") or "value"
     batch_size = s.n_jobs or launcher_jobs(config.hydra.get("launcher"))
     results_path = sweep_dir / "optimization_results.yaml"
     returns, waiting, recover = [], False, _shared.Recovery(study, s.grace_period)
@@ -80,7 +87,7 @@ def run_sweep(sweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
                     time.sleep(POLL)
                     continue
                 for _ in range(min(batch_size, room)):
-                    _ask(study, space, sampling, n_trials, heartbeat, trials)
+                    _ask(study, space, sampling, extend, n_trials, heartbeat, trials)
                 if not trials:
                     continue
                 batch = [
@@ -94,24 +101,24 @@ def run_sweep(sweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
                 for trial in trials:
                     heartbeat.discard(trial)
                     _shared.abandon(study, trial, f"interrupted: {reason}")
-                _results.write(study, results_path, n_trials, storage, space)
+                _results.write(study, results_path, n_trials, storage, space, objectives)
                 if stop is None:
                     raise
                 where = _how_to_resume(trials, storage, study_name)
                 raise Interrupted(stop.signum, where) from None
             for trial, result in zip(trials, results, strict=True):
-                _tell(study, trial, result, metric)
+                _tell(study, trial, result, objectives)
                 heartbeat.discard(trial)
             returns.append(results)
-            _results.write(study, results_path, n_trials, storage, space)
+            _results.write(study, results_path, n_trials, storage, space, objectives)
             _check_failure_rate(study, n_trials, s.max_failure_rate, results_path)
 
-    _results.write(study, results_path, n_trials, storage, space)
-    _results.print_table(study, metric, results_path)
+    _results.write(study, results_path, n_trials, storage, space, objectives)
+    _results.print_table(study, objectives, results_path, storage)
     return returns
 
 
-def _ask(study, space: SearchSpace, sampling: Sampling, n_trials: int, heartbeat, trials: list):
+def _ask(study, space, sampling: Sampling, extend, n_trials: int, heartbeat, trials: list):
     """Ask for one more trial into `trials`, unless it turns out to be surplus."""
     with warnings.catch_warnings():  # we record the heartbeats Optuna's warning is about
         warnings.filterwarnings("ignore", "Heartbeat of storage is supposed", UserWarning)
@@ -121,7 +128,7 @@ def _ask(study, space: SearchSpace, sampling: Sampling, n_trials: int, heartbeat
         trials.pop()
         return
     heartbeat.add(trial)  # before sampling, which can take a while (GP, CMA-ES)
-    sample(study, trial, space, sampling)
+    sample(study, trial, space, sampling, extend)
 
 
 def _say_waiting(study: optuna.Study, grace_period: int) -> bool:
@@ -152,20 +159,21 @@ def _how_to_resume(trials: list[Trial], storage: str, name: str) -> str:
     return f"({left}); to resume, run the same command with {resume}{shlex.quote(name)}"
 
 
-def _open_study(rdb, url: str, name: str, sampler, pruner, direction: str) -> optuna.Study:
+def _open_study(rdb, url: str, name: str, sampler, pruner, directions: list[str]):
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # we say what matters, once
     study = optuna.create_study(
         storage=rdb,
         study_name=name,
         sampler=sampler,
         pruner=pruner,
-        direction=direction,
+        directions=directions,
         load_if_exists=True,  # the same command resumes the study, or joins it
     )
-    if study.direction.name.lower() != direction:
+    if (found := _results.directions(study)) != directions:
         raise SweepError(
-            f"study {name!r} in {url} was created to {study.direction.name.lower()}, "
-            f"not {direction}: set hydra.sweeper.direction or use another study_name"
+            f"study {name!r} in {url} was created to {', '.join(found)}, "
+            f"not {', '.join(directions)}: set hydra.sweeper.direction (and optimized_metric) "
+            "or use another study_name"
         )
     done = _results.finished(study)
     log.info(
@@ -190,15 +198,20 @@ def _launch(launcher, trials: list[Trial], batch: list[list[str]]) -> list[JobRe
     return results
 
 
-def _tell(study: optuna.Study, trial: Trial, result: JobReturn, metric: str) -> None:
+def _tell(study: optuna.Study, trial: Trial, result: JobReturn, objectives) -> None:
+    """Tell the study what the job did; `objectives`: the name(s) of what it returns."""
+    names = [objectives] if isinstance(objectives, str) else objectives
     params = " ".join(f"{k}={format_value(v)}" for k, v in trial.params.items())
+    n = len(study.directions)
     if result.status == JobStatus.COMPLETED:
-        value = _finite_number(result.return_value)
-        if value is not None:
-            if _finish(study, trial, {}, value):
-                log.info("trial %d: %s=%.4f  %s", trial.number, metric, value, params)
+        values = _finite_numbers(result.return_value, n)
+        if values is not None:
+            if _finish(study, trial, {}, values):
+                shown = " ".join(map(_shown, names, values))
+                log.info("trial %d: %s  %s", trial.number, shown, params)
             return
-        error, trace = f"the job returned {result.return_value!r}, not a finite number", None
+        wanted = "a finite number" if n == 1 else f"{n} finite numbers"
+        error, trace = f"the job returned {result.return_value!r}, not {wanted}", None
     else:
         exc = result._return_value  # `.return_value` would re-raise it
         if isinstance(exc, optuna.TrialPruned):
@@ -221,6 +234,19 @@ def _finish(study, trial: Trial, attrs: dict, *values, **state) -> bool:
         trial.number,
     )
     return False
+
+
+def _shown(objective: str, value: float) -> str:
+    """val/acc=0.9133, n_params=198658."""
+    spec = ".6g" if objective in tasks.RUN_FIGURES else ".4f"
+    return f"{objective}={value:{spec}}"
+
+
+def _finite_numbers(value, n: int) -> list[float] | None:
+    """The values of `n` objectives from what a job returned: a number, or n of them."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    numbers = [_finite_number(v) for v in values]
+    return numbers if len(numbers) == n and None not in numbers else None
 
 
 def _finite_number(value) -> float | None:
@@ -251,12 +277,49 @@ def _trial_overrides(space: SearchSpace, params: dict, storage: str, name: str, 
     return [*space.overrides(params), *contract.trial_overrides(storage, name, number)]
 
 
-def _direction(s, config) -> str:
+def _objectives(s, config) -> tuple[list[str], list[str]]:
+    """What the trials return (optimized_metric: one metric, or a list of objectives) and which
+    way each is better: hydra.sweeper.direction, one per objective, or by default
+    optimized_mode for the first and each other objective's own direction."""
+    from deeptune.config import check_objectives
+
+    metric = config.get("optimized_metric")
+    metric = OmegaConf.to_object(metric) if OmegaConf.is_config(metric) else metric
+    objectives = check_objectives(metric) if metric else ["value"]
     mode = DIRECTIONS.get(str(config.get("optimized_mode")))
-    direction = DIRECTIONS[s.direction] if s.direction else mode or "minimize"
-    if mode and mode != direction:
-        log.warning("hydra.sweeper.direction=%s, but optimized_mode=%s", direction, mode)
-    return direction
+    natural = [mode or "minimize"] + [DIRECTIONS[tasks.objective_mode(k)] for k in objectives[1:]]
+    if s.direction is None:
+        return objectives, natural
+    wanted = s.direction if isinstance(s.direction, list) else [s.direction]
+    directions = [DIRECTIONS[d] for d in wanted]
+    if len(directions) != len(objectives):
+        shown = "[" + ", ".join(objectives) + "]" if len(objectives) > 1 else objectives[0]
+        raise SweepError(
+            f"hydra.sweeper.direction={s.direction!r} is invalid: {len(directions)} directions "
+            f"for {len(objectives)} objective(s), optimized_metric={shown}: give one per "
+            "objective, e.g. optimized_metric=[val/acc,n_params] "
+            "hydra.sweeper.direction=[maximize,minimize]"
+        )
+    if mode and mode != directions[0]:
+        log.warning("hydra.sweeper.direction=%s, but optimized_mode=%s", directions[0], mode)
+    return objectives, directions
+
+
+def _pruner_spec(s, directions: list[str]) -> dict:
+    """What the trials rebuild their pruner from (deeptune.sweeps.study.make_pruner)."""
+    if isinstance(s.pruner, dict):
+        node = {k: v for k, v in s.pruner.items() if not k.startswith("_")}
+        spec = {"target": s.pruner["_target_"], "node": node, "args": s.pruner_args}
+        prunes = not s.pruner["_target_"].endswith(".NopPruner")
+    else:
+        spec, prunes = {"name": s.pruner, "args": s.pruner_args}, s.pruner != "none"
+    if prunes and len(directions) > 1:
+        shown = s.pruner if isinstance(s.pruner, str) else s.pruner["_target_"]
+        raise SweepError(
+            f"hydra.sweeper.pruner={shown} is invalid: Optuna cannot prune a multi-objective "
+            f"study ({len(directions)} directions): use hydra.sweeper.pruner=none"
+        )
+    return spec
 
 
 def _storage_url(storage: str | None, sweep_dir: Path) -> str:

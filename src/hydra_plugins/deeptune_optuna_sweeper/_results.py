@@ -1,6 +1,7 @@
 """What a sweep reports: trial counts, optimization_results.yaml and the closing table."""
 
 import os
+import shlex
 from collections import Counter
 from pathlib import Path
 
@@ -46,18 +47,49 @@ def finished(study: optuna.Study) -> int:
     return sum(c[state] for state in COUNTED)
 
 
-def write(study: optuna.Study, path: Path, n_trials: int, storage: str, space: SearchSpace):
-    """optimization_results.yaml: the best trial (null while none completed) and the counts."""
+def directions(study: optuna.Study) -> list[str]:
+    return [d.name.lower() for d in study.directions]
+
+
+def write(
+    study: optuna.Study,
+    path: Path,
+    n_trials: int,
+    storage: str,
+    space: SearchSpace,
+    objectives: list[str],
+):
+    """optimization_results.yaml: the best trial (null while none completed), or for several
+    objectives the Pareto front (`best_trials`), and the counts."""
     trials = study.get_trials(deepcopy=False)
     kind = kinds(trials)
-    best = study.best_trial if any(t.state == TrialState.COMPLETE for t in trials) else None
+    if len(study.directions) > 1:
+        best = {
+            # the trials no other beats on every objective, each as a command line too
+            "best_trials": [
+                {
+                    "number": t.number,
+                    "values": list(t.values),
+                    "params": dict(t.params),
+                    "overrides": command(space, t.params),
+                }
+                for t in sorted(study.best_trials, key=lambda t: t.number)
+            ],
+            "objectives": objectives,
+            "direction": directions(study),
+        }
+    else:
+        one = study.best_trial if any(t.state == TrialState.COMPLETE for t in trials) else None
+        best = {
+            "best_trial": one.number if one else None,
+            "best_value": one.value if one else None,
+            "best_params": dict(one.params) if one else None,
+            # the best trial as a command line: python train.py <best_overrides>
+            "best_overrides": command(space, one.params) if one else None,
+            "direction": study.direction.name.lower(),
+        }
     results = {
-        "best_trial": best.number if best else None,
-        "best_value": best.value if best else None,
-        "best_params": dict(best.params) if best else None,
-        # the best trial as a command line: python train.py <best_overrides>
-        "best_overrides": space.overrides(best.params) if best else None,
-        "direction": study.direction.name.lower(),
+        **best,
         "study_name": study.study_name,
         "storage": storage,
         "n_trials": n_trials,
@@ -74,17 +106,31 @@ def write(study: optuna.Study, path: Path, n_trials: int, storage: str, space: S
     os.replace(tmp, path)
 
 
-def print_table(study: optuna.Study, metric: str, path: Path) -> None:
+def command(space: SearchSpace, params: dict) -> list[str]:
+    """A trial's overrides, to run it alone (an hparams_search preset sets hydra.mode=MULTIRUN)."""
+    return [*space.overrides(params), "hydra.mode=RUN"]
+
+
+def print_table(study: optuna.Study, objectives: list[str], path: Path, storage: str) -> None:
+    """The best trials by the objective, or the Pareto front of several, best first by the
+    first objective; the counts, and where to browse the study."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    top = sorted(complete, key=lambda t: t.value, reverse=maximize)[:TOP]
+    several = len(study.directions) > 1
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    shown = study.best_trials if several else complete
+    top = sorted(shown, key=lambda t: t.values[0], reverse=maximize)[: None if several else TOP]
     keys = list(dict.fromkeys(k for t in top for k in t.params))
-    table = Table(title=f"best trials by {metric}")
-    for column in ("trial", metric, *keys):
+    if several:
+        title = f"Pareto front: {' vs '.join(objectives)} ({', '.join(directions(study))})"
+    else:
+        title = f"best trials by {objectives[0]}"
+    table = Table(title=title)
+    for column in ("trial", *objectives, *keys):
         table.add_column(column, justify="right" if column != "trial" else "left")
+    spec = ".4g" if several else ".4f"  # a parameter count is no fraction
     for t in top:
         params = (_short(t.params[k]) if k in t.params else "-" for k in keys)
-        table.add_row(str(t.number), f"{t.value:.4f}", *params)
+        table.add_row(str(t.number), *(format(v, spec) for v in t.values), *params)
     console = Console()
     if not console.is_terminal:  # a log file: as wide as the table, not 80 columns
         wide = console.measure(table, options=console.options.update_width(1000)).maximum
@@ -94,6 +140,9 @@ def print_table(study: optuna.Study, metric: str, path: Path) -> None:
     tally = ", ".join(f"{n} {state}" for state, n in counts(study).items() if n)
     line = f"study {study.study_name}: {tally or 'no trials'}; results in {path}"
     console.print(line, soft_wrap=True)
+    dashboard = 'pip install "deeptune[dashboard]"'
+    browse = f"browse it: optuna-dashboard {shlex.quote(storage)}   ({dashboard})"
+    console.print(browse, soft_wrap=True, markup=False)
 
 
 def _short(value) -> str:

@@ -11,6 +11,7 @@
 A range means what it means to Hydra's basic sweeper: Python's range, the stop excluded.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -74,6 +75,42 @@ def parse(lines: list[str]) -> SearchSpace:
         else:
             space.fixed[key] = override.input_line
     return space
+
+
+def custom_space(path: str | None, config, space: SearchSpace) -> Callable | None:
+    """hydra.sweeper.custom_search_space, as the official plugin has it: the user's
+    `f(cfg, trial) -> None`, called with the sweep's config once a trial's params are sampled.
+    Whatever it suggests becomes an override as well (`trial.suggest_float("+w", ...)` adds a
+    key); it may read `trial.params` to decide, which makes the space conditional. None: no
+    such function."""
+    if path is None:
+        return None
+    from hydra.utils import get_method
+
+    try:
+        function = get_method(path)
+    except Exception as err:  # Hydra's ImportError / ValueError, several lines long
+        lines = [line for line in str(err).splitlines() if line.strip()]
+        reason = lines[min(1, len(lines) - 1)] if lines else type(err).__name__
+        raise SweepError(
+            f"hydra.sweeper.custom_search_space={path!r} is invalid: no function there "
+            f"({reason.strip()}); give module.function, the module importable from here"
+        ) from None
+
+    def extend(trial) -> None:
+        try:
+            function(config, trial)
+        except Exception as err:
+            raise SweepError(
+                f"hydra.sweeper.custom_search_space={path}: {type(err).__name__}: {err}"
+            ) from None
+        if overlap := sorted(set(trial.params) & set(space.fixed)):
+            raise SweepError(
+                f"hydra.sweeper.custom_search_space={path} suggests {', '.join(overlap)}, "
+                "which the command line or hydra.sweeper.params fix: set each key in one place"
+            )
+
+    return extend
 
 
 def distribution(override: Override) -> BaseDistribution:

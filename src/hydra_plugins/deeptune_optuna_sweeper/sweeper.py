@@ -5,6 +5,9 @@ sweep runs (Hydra skips modules whose names start with an underscore).
 """
 
 import importlib.util
+import sys
+import types
+from importlib.machinery import ModuleSpec
 from typing import Any
 
 from hydra.core.plugins import Plugins
@@ -12,7 +15,19 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from .config import DIRECTIONS, PRUNERS, SAMPLER_NEEDS, SAMPLERS, OptunaSweeperConf, SweepError
+from .config import (
+    DIRECTIONS,
+    PRUNERS,
+    SAMPLER_NEEDS,
+    SAMPLERS,
+    OptunaSweeperConf,
+    SweepError,
+    sampler_name,
+    sampler_node,
+)
+
+UPSTREAM = "hydra_plugins.hydra_optuna_sweeper"  # the official plugin, hydra-optuna-sweeper
+ALIAS = "deeptune's alias of hydra-optuna-sweeper"  # the origin of the modules that stand in
 
 
 class OptunaSweeper(Sweeper):
@@ -45,10 +60,47 @@ class OptunaSweeper(Sweeper):
         return run_sweep(self, arguments)
 
 
+def _upstream_installed() -> bool:
+    spec = importlib.util.find_spec(UPSTREAM)
+    return spec is not None and getattr(spec, "origin", None) != ALIAS
+
+
+def _alias_official_path() -> type[OptunaSweeper]:
+    """This sweeper under the official plugin's class path, while that plugin is not installed.
+
+    lightning-hydra-template's hparams_search configs, and the official plugin's examples, name
+    its class: `hydra.sweeper._target_: hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.
+    OptunaSweeper`. That plugin cannot be installed beside deeptune (it pins optuna<3), so those
+    files would stop at "Unknown plugin class". Hydra finds a plugin by the module and name it
+    was scanned with (the members of each module under hydra_plugins), then imports it by that
+    path: a subclass that carries the official path, and modules of that name that hold it,
+    stand in for the official plugin. Installed, the official plugin keeps its path (and this
+    sweeper's setup asks for it to go).
+    """
+    alias = type("OptunaSweeper", (OptunaSweeper,), {"__doc__": OptunaSweeper.__doc__})
+    alias.__module__ = f"{UPSTREAM}.optuna_sweeper"
+    modules = {}
+    for name, package in ((UPSTREAM, True), (alias.__module__, False)):
+        module = modules[name] = types.ModuleType(name)
+        module.__spec__ = ModuleSpec(name, None, origin=ALIAS, is_package=package)
+        if package:
+            module.__path__ = []
+    modules[UPSTREAM].optuna_sweeper = modules[alias.__module__]
+    modules[alias.__module__].OptunaSweeper = alias
+    sys.modules.update(modules)
+    return alias
+
+
+# Hydra's scan executes this module again in each process's later scans: the alias is made anew,
+# a subclass of the OptunaSweeper just defined.
+if not _upstream_installed():
+    OfficialOptunaSweeper = _alias_official_path()
+
+
 def _refuse_upstream_plugin() -> None:
     # Both plugins register hydra/sweeper=optuna, and the one Hydra scans last silently wins:
     # when it is this one, say so rather than leave the choice to the order of a folder scan.
-    if importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None:
+    if _upstream_installed():
         raise SweepError(
             "hydra-optuna-sweeper is installed too, and both it and deeptune register "
             "hydra/sweeper=optuna: run `pip uninstall hydra-optuna-sweeper` "
@@ -57,29 +109,55 @@ def _refuse_upstream_plugin() -> None:
 
 
 def check_settings(s: OptunaSweeperConf) -> None:
-    """Name the bad setting and what is allowed, before anything runs."""
+    """Name the bad setting and what is allowed, before anything runs (the arguments of a
+    sampler or pruner node are checked against its class when the sweep builds it)."""
 
-    def bad(key: str, allowed: str) -> SweepError:
-        return SweepError(f"hydra.sweeper.{key}={getattr(s, key)!r} is invalid: {allowed}")
+    def bad(key: str, allowed: str, *value) -> SweepError:
+        value = value[0] if value else getattr(s, key)
+        return SweepError(f"hydra.sweeper.{key}={value!r} is invalid: {allowed}")
 
-    if s.sampler not in SAMPLERS:
-        raise bad("sampler", "one of " + ", ".join(SAMPLERS))
-    missing = [m for m in SAMPLER_NEEDS.get(s.sampler, []) if importlib.util.find_spec(m) is None]
+    _check_node(s.sampler, "sampler", SAMPLERS, "optuna.samplers", bad)
+    _check_node(s.pruner, "pruner", PRUNERS, "optuna.pruners", bad)
+    name = sampler_name(sampler_node(s))
+    missing = [m for m in SAMPLER_NEEDS.get(name, []) if importlib.util.find_spec(m) is None]
     if missing:
         raise bad("sampler", f"it needs {' and '.join(missing)}: pip install {' '.join(missing)}")
-    if s.pruner not in PRUNERS:
-        raise bad("pruner", "one of " + ", ".join(PRUNERS))
-    if s.direction is not None and s.direction not in DIRECTIONS:
-        raise bad("direction", "minimize or maximize (min or max), or null for optimized_mode")
+    node_seed = sampler_node(s).get("seed")
+    if node_seed is not None and s.seed is not None and node_seed != s.seed:
+        raise bad("seed", f"hydra.sweeper.sampler.seed={node_seed} says otherwise: set one of them")
+    d = s.direction
+    if not (
+        d is None
+        or (isinstance(d, str) and d in DIRECTIONS)
+        or (isinstance(d, list) and d and all(isinstance(x, str) and x in DIRECTIONS for x in d))
+    ):
+        raise bad(
+            "direction",
+            "minimize or maximize (min or max), a list of them (one per objective), or null "
+            "for optimized_mode",
+        )
     if not isinstance(s.n_trials, int) or s.n_trials < 1:
         raise bad("n_trials", "an integer >= 1")
     if s.n_jobs is not None and (not isinstance(s.n_jobs, int) or s.n_jobs < 1):
         raise bad("n_jobs", "an integer >= 1, or null for the launcher's n_jobs")
     if not 0 <= s.max_failure_rate <= 1:
         raise bad("max_failure_rate", "a number in [0, 1]")
-    if s.seed is not None and (not isinstance(s.seed, int) or s.seed < 0):
-        raise bad("seed", "an integer >= 0, or null")
+    seed = s.seed if s.seed is not None else node_seed
+    if seed is not None and (not isinstance(seed, int) or seed < 0):
+        raise bad("seed", "an integer >= 0, or null", seed)
     if not isinstance(s.heartbeat_interval, int) or s.heartbeat_interval < 1:
         raise bad("heartbeat_interval", "an integer >= 1 (seconds)")
     if not isinstance(s.grace_period, int) or s.grace_period <= s.heartbeat_interval:
         raise bad("grace_period", "an integer of seconds > hydra.sweeper.heartbeat_interval")
+    if s.custom_search_space is not None and not isinstance(s.custom_search_space, str):
+        raise bad("custom_search_space", "a dotted path to a function (cfg, trial) -> None")
+
+
+def _check_node(value, key: str, names: dict, package: str, bad) -> None:
+    """A sampler or pruner: one of `names`, or a node whose _target_ is a class of `package`."""
+    if isinstance(value, dict):
+        target = value.get("_target_")
+        if not (isinstance(target, str) and target.startswith(package + ".")):
+            raise bad(f"{key}._target_", f"a class of {package}", target)
+    elif value not in names:
+        raise bad(key, f"one of {', '.join(names)}, or a node {{_target_: {package}.<Class>}}")
