@@ -115,6 +115,9 @@ def test_settings_are_checked(monkeypatch):
         ):
             sweeper.check_settings(OptunaSweeperConf(**{key: value}))
     sweeper.check_settings(OptunaSweeperConf(direction="max", sampler="cmaes"))
+    monkeypatch.setitem(sys.modules, "cmaes", None)  # as if the cmaes extra were not installed
+    with pytest.raises(SweepError, match=r'sampler=.cmaes. .* pip install "deeptune\[cmaes\]"$'):
+        sweeper.check_settings(OptunaSweeperConf(direction="max", sampler="cmaes"))
     assert isinstance(make_pruner({"name": "median", "args": {}}), optuna.pruners.MedianPruner)
     with pytest.raises(ValueError, match="pruner_args=.*no pruner takes \\['n_warmup'\\]"):
         make_pruner({"name": "median", "args": {"n_warmup": 1}})

@@ -95,3 +95,16 @@ def test_choices_of_the_users_config_folders_are_allowed(tmp_path):
     assert user_config_dirs(["hydra.searchpath=[pkg://deeptune.configs]"])[0].name == "configs"
     with pytest.raises(ConfigError, match=r"^experiment='mine' is invalid: choose one of .*"):
         check_group_overrides(["experiment=mine"])  # without the folder it is a typo
+
+
+def test_a_launcher_without_its_extra_is_one_line(monkeypatch):
+    from deeptune.config import check_group_overrides
+    from deeptune.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "hydra_plugins.hydra_submitit_launcher", None)
+    for choice in ("slurm", "slurm_local"):
+        with pytest.raises(
+            ConfigError, match=rf'^hydra/launcher=.{choice}. is invalid: .*"deeptune\[slurm\]"$'
+        ):
+            check_group_overrides([f"hydra/launcher={choice}"])
+    check_group_overrides(["hydra/launcher=joblib"])  # a core dependency

@@ -11,6 +11,8 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from rich.table import Table
 
+from deeptune import extras
+
 from ._space import SearchSpace, format_value
 
 STATES = ("complete", "pruned", "fail", "interrupted", "surplus", "running", "waiting")
@@ -140,8 +142,9 @@ def print_table(study: optuna.Study, objectives: list[str], path: Path, storage:
     tally = ", ".join(f"{n} {state}" for state, n in counts(study).items() if n)
     line = f"study {study.study_name}: {tally or 'no trials'}; results in {path}"
     console.print(line, soft_wrap=True)
-    dashboard = 'pip install "deeptune[dashboard]"'
-    browse = f"browse it: optuna-dashboard {shlex.quote(storage)}   ({dashboard})"
+    browse = f"browse it: optuna-dashboard {shlex.quote(storage)}"
+    if not extras.installed("dashboard"):
+        browse += f"   ({extras.install_hint('dashboard')})"
     console.print(browse, soft_wrap=True, markup=False)
 
 

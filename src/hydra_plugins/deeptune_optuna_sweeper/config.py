@@ -40,8 +40,9 @@ SAMPLERS = {
     "nsgaii": "optuna.samplers.NSGAIISampler",
     "nsgaiii": "optuna.samplers.NSGAIIISampler",
 }
-# Optuna imports these only when the sampler runs, so a missing one would fail mid-sweep.
-SAMPLER_NEEDS = {"cmaes": ["cmaes"], "gp": ["torch", "scipy"], "qmc": ["scipy"]}
+# Optuna imports these only when the sampler runs, so a missing one would fail mid-sweep:
+# sampler -> the extra of deeptune that installs it (deeptune.extras).
+SAMPLER_EXTRAS = {"cmaes": "cmaes"}
 
 DIRECTIONS = {"minimize": "minimize", "min": "minimize", "maximize": "maximize", "max": "maximize"}
 

@@ -15,10 +15,12 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from deeptune import extras
+
 from .config import (
     DIRECTIONS,
     PRUNERS,
-    SAMPLER_NEEDS,
+    SAMPLER_EXTRAS,
     SAMPLERS,
     OptunaSweeperConf,
     SweepError,
@@ -119,9 +121,8 @@ def check_settings(s: OptunaSweeperConf) -> None:
     _check_node(s.sampler, "sampler", SAMPLERS, "optuna.samplers", bad)
     _check_node(s.pruner, "pruner", PRUNERS, "optuna.pruners", bad)
     name = sampler_name(sampler_node(s))
-    missing = [m for m in SAMPLER_NEEDS.get(name, []) if importlib.util.find_spec(m) is None]
-    if missing:
-        raise bad("sampler", f"it needs {' and '.join(missing)}: pip install {' '.join(missing)}")
+    if (extra := SAMPLER_EXTRAS.get(name)) and not extras.installed(extra):
+        raise bad("sampler", f"it needs the {extra} extra: {extras.install_hint(extra)}")
     node_seed = sampler_node(s).get("seed")
     if node_seed is not None and s.seed is not None and node_seed != s.seed:
         raise bad("seed", f"hydra.sweeper.sampler.seed={node_seed} says otherwise: set one of them")
