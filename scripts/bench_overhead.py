@@ -90,7 +90,10 @@ def build_model(model_cfg, n_in: int, n_classes: int):
     params = inspect.signature(get_class(model_cfg._target_)).parameters
     names = [("in_features", "num_classes"), ("input_shape", "outputs")]
     n_in_name, n_out_name = next((a, b) for a, b in names if a in params and b in params)
-    return instantiate(model_cfg, **{n_in_name: n_in, n_out_name: n_classes})
+    from deeptune.models.schema import NetNode  # torch-free
+
+    node = {k: v for k, v in model_cfg.items() if k not in NetNode.BUILDER_KEYS}
+    return instantiate(node, **{n_in_name: n_in, n_out_name: n_classes})
 
 
 def plain_main(args) -> None:

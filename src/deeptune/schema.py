@@ -143,8 +143,9 @@ class Node(Section):
     BUILDER_KEYS: ClassVar[tuple[str, ...]] = ()
 
     target_: Target = Field(alias="_target_")
-    partial_: bool | None = Field(None, alias="_partial_")
-    recursive_: bool | None = Field(None, alias="_recursive_")
+    # Absent is fine; Hydra refuses an explicit null (the default is not validated).
+    partial_: bool = Field(None, alias="_partial_")
+    recursive_: bool = Field(None, alias="_recursive_")
     convert_: Literal["none", "partial", "object", "all"] | None = Field(None, alias="_convert_")
     args_: list | None = Field(None, alias="_args_")
 

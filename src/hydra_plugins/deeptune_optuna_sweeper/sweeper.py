@@ -5,12 +5,11 @@ sweep runs (Hydra skips modules whose names start with an underscore).
 """
 
 import importlib.util
-import sys
-import types
-from importlib.machinery import ModuleSpec
 from typing import Any
 
+from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.plugins import Plugins
+from hydra.plugins.search_path_plugin import SearchPathPlugin
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
@@ -29,7 +28,7 @@ from .config import (
 )
 
 UPSTREAM = "hydra_plugins.hydra_optuna_sweeper"  # the official plugin, hydra-optuna-sweeper
-ALIAS = "deeptune's alias of hydra-optuna-sweeper"  # the origin of the modules that stand in
+OFFICIAL_CLASS = f"{UPSTREAM}.optuna_sweeper.OptunaSweeper"
 
 
 class OptunaSweeper(Sweeper):
@@ -63,40 +62,29 @@ class OptunaSweeper(Sweeper):
 
 
 def _upstream_installed() -> bool:
-    spec = importlib.util.find_spec(UPSTREAM)
-    return spec is not None and getattr(spec, "origin", None) != ALIAS
+    try:
+        return importlib.util.find_spec(UPSTREAM) is not None
+    except (ImportError, ValueError):
+        return False
 
 
-def _alias_official_path() -> type[OptunaSweeper]:
-    """This sweeper under the official plugin's class path, while that plugin is not installed.
+class OfficialClassPath(SearchPathPlugin):
+    """This sweeper under the official plugin's class name, while that plugin is not installed.
 
     lightning-hydra-template's hparams_search configs, and the official plugin's examples, name
     its class: `hydra.sweeper._target_: hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.
     OptunaSweeper`. That plugin cannot be installed beside deeptune (it pins optuna<3), so those
-    files would stop at "Unknown plugin class". Hydra finds a plugin by the module and name it
-    was scanned with (the members of each module under hydra_plugins), then imports it by that
-    path: a subclass that carries the official path, and modules of that name that hold it,
-    stand in for the official plugin. Installed, the official plugin keeps its path (and this
-    sweeper's setup asks for it to go).
+    files would stop at "Unknown plugin class". Hydra instantiates a plugin by looking its
+    `_target_` up in the plugin registry (Plugins.class_name_to_class, filled by its scan of
+    hydra_plugins); search-path plugins run after that scan and before any config is composed,
+    so this one adds the official name for deeptune's class. The class keeps its own module, so
+    the registry still pickles into a launcher's job processes (a submitit requeue, joblib
+    workers) and unpickles there without the official module.
     """
-    alias = type("OptunaSweeper", (OptunaSweeper,), {"__doc__": OptunaSweeper.__doc__})
-    alias.__module__ = f"{UPSTREAM}.optuna_sweeper"
-    modules = {}
-    for name, package in ((UPSTREAM, True), (alias.__module__, False)):
-        module = modules[name] = types.ModuleType(name)
-        module.__spec__ = ModuleSpec(name, None, origin=ALIAS, is_package=package)
-        if package:
-            module.__path__ = []
-    modules[UPSTREAM].optuna_sweeper = modules[alias.__module__]
-    modules[alias.__module__].OptunaSweeper = alias
-    sys.modules.update(modules)
-    return alias
 
-
-# Hydra's scan executes this module again in each process's later scans: the alias is made anew,
-# a subclass of the OptunaSweeper just defined.
-if not _upstream_installed():
-    OfficialOptunaSweeper = _alias_official_path()
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        if not _upstream_installed():
+            Plugins.instance().class_name_to_class.setdefault(OFFICIAL_CLASS, OptunaSweeper)
 
 
 def _refuse_upstream_plugin() -> None:
