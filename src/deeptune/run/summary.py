@@ -6,19 +6,30 @@ from pathlib import Path
 from deeptune.outputs import metric_names
 from deeptune.tasks import SPLITS
 
+WIDE = 7  # metrics shown as columns; more (the `metrics` group's, per class) become rows
+
 
 def print_summary(title: str, metrics: dict, out_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, show_header=True, header_style="bold")
-    table.add_column("split")
     names = metric_names(metrics)
-    for name in names:
-        table.add_column(name, justify="right")
-    for split in SPLITS:
-        if row := metrics.get(split):
-            table.add_row(split, *(f"{row[n]:.4f}" if n in row else "-" for n in names))
+    splits = [s for s in SPLITS if metrics.get(s)]
+    row = {s: metrics[s] for s in splits}
+    cell = {(s, n): f"{row[s][n]:.4f}" if n in row[s] else "-" for s in splits for n in names}
+    if len(names) <= WIDE:  # a row per split
+        table.add_column("split")
+        for name in names:
+            table.add_column(name, justify="right")
+        for split in splits:
+            table.add_row(split, *(cell[split, n] for n in names))
+    else:  # more metrics than a terminal's width shows as columns: a row per metric
+        table.add_column("metric")
+        for split in splits:
+            table.add_column(split, justify="right")
+        for name in names:
+            table.add_row(name, *(cell[s, name] for s in splits))
     console = Console(stderr=False)
     console.print(table)
     for kind in ("cv", "restarts"):
