@@ -13,13 +13,14 @@ import yaml
 from helpers.runs import compose_cfg
 from hydra import compose, initialize_config_dir
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 from sklearn.metrics import roc_auc_score
 
 from deeptune import builders, trust
 from deeptune.config import CONFIG_DIR, validate, validate_against_data
 from deeptune.errors import ConfigError
 from deeptune.eval import evaluate
+from deeptune.metrics import class_suffixes
 from deeptune.run import ensemble
 from deeptune.run.saved import load_run
 from deeptune.sweeps import report
@@ -120,6 +121,33 @@ def test_restarts_and_their_ensemble_report_every_metric_and_eval_rebuilds_them(
         tested = read(tmp_path / "eval")["test"]
         for name in ("auroc", "balanced_acc", "recall_1"):
             assert tested[name] == pytest.approx(expected[name], abs=1e-6), (ckpt.name, name)
+
+
+def test_per_class_values_are_named_after_the_data_sets_classes(train_cfg, tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.array(["cat", "dog", "sea lion"])[np.arange(240) % 3]
+    frame = pd.DataFrame(rng.normal(size=(240, 2)), columns=["a", "b"]).assign(label=labels)
+    frame.to_csv(tmp_path / "pets.csv", index=False)
+    recall = "+metrics.recall={_target_:torchmetrics.classification.MulticlassRecall,average:null}"
+    train(train_cfg("data=csv", f"data.source.path={tmp_path / 'pets.csv'}", recall))
+    logged = set(read(tmp_path / "run")["val"])
+    assert {"recall_cat", "recall_dog", "recall_sea_lion"} <= logged
+    assert class_suffixes(["a b", "a_b"], 2) == ("0", "1")  # two names would read the same
+    assert class_suffixes([], 2) == ("0", "1")
+
+
+def test_a_sweeps_later_objectives_go_the_metrics_own_way():
+    metrics = {
+        "auroc": {"_target_": "torchmetrics.AUROC"},  # a task wrapper: higher is better
+        "hinge": {"_target_": "torchmetrics.classification.MulticlassHingeLoss"},
+    }
+    cfg = OmegaConf.create(
+        {"optimized_metric": ["val/acc", "val/auroc", "val/hinge"], "optimized_mode": "max"}
+    )
+    cfg.metrics = metrics
+    objectives, directions = _impl._objectives(config.OptunaSweeperConf(), cfg)
+    assert objectives == ["val/acc", "val/auroc", "val/hinge"]
+    assert directions == ["maximize", "maximize", "minimize"]
 
 
 def test_the_trust_check_takes_torchmetrics_metrics_only():
