@@ -87,11 +87,12 @@ def build_model(model_cfg, n_in: int, n_classes: int):
 
     from hydra.utils import get_class, instantiate
 
+    from deeptune.models.schema import NetNode
+
     params = inspect.signature(get_class(model_cfg._target_)).parameters
     names = [("in_features", "num_classes"), ("input_shape", "outputs")]
     n_in_name, n_out_name = next((a, b) for a, b in names if a in params and b in params)
-    from deeptune.models.schema import NetNode  # torch-free
-
+    # keys deeptune's builder acts on itself (`compile`), as deeptune.builders.module drops them
     node = {k: v for k, v in model_cfg.items() if k not in NetNode.BUILDER_KEYS}
     return instantiate(node, **{n_in_name: n_in, n_out_name: n_classes})
 

@@ -131,7 +131,12 @@ def module(cfg: DictConfig, dm, pretrained: bool = True):
     _probe(cfg, optimizer, scheduler)
     ft = cfg.finetune
     # A saved config from before `model.compile` existed has no such key: eager.
-    task_module = partial(module_class(dm.task), compile=bool(cfg.model.get("compile")))
+    task_module = partial(
+        module_class(dm.task),
+        compile=bool(cfg.model.get("compile")),
+        metrics=cfg.get("metrics"),  # the `metrics` group's, beside the task's own
+        classes=class_names(dm),
+    )
     if not (pretrained and ft["from"]):
         return task_module(net, dm.num_outputs, optimizer, scheduler)
     from deeptune.models.pretrained import load_pretrained
@@ -144,6 +149,14 @@ def module(cfg: DictConfig, dm, pretrained: bool = True):
     )
     model.finetune_report = report
     return model
+
+
+def class_names(dm) -> list[str]:
+    """The data set's class names, in the network's output order ([] for a regression)."""
+    classes = getattr(dm, "classes", None)
+    if classes is None:
+        classes = getattr(getattr(dm, "table", None), "classes", None)
+    return [str(c) for c in classes or ()]
 
 
 def _probe(cfg: DictConfig, optimizer, scheduler) -> None:

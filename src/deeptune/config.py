@@ -106,7 +106,7 @@ def _nodes(plain: dict, source_only: bool = False):
             yield from _node_tree("data.source", plain[group].get("source"))
         elif plain.get(group):
             yield from _node_tree(group, plain[group])
-    for group, kind in (("callbacks", "callback"), ("logger", "logger")):
+    for group, kind in (("callbacks", "callback"), ("logger", "logger"), ("metrics", "metric")):
         for name, node in (plain.get(group) or {}).items():
             if node is None:  # <group>.<name>=null switches one off
                 continue
@@ -131,27 +131,46 @@ def _node_tree(key: str, node):
 
 
 def _check_objective(c: dict) -> None:
-    check_objectives(c["optimized_metric"])
+    configured = c.get("metrics") or {}
+    for name in configured:
+        if not str(name).isidentifier():
+            raise ConfigError(
+                f"metrics.{name}",
+                configured[name],
+                "a metric's name is logged as <split>/<name>: "
+                "use letters, digits and _ (e.g. metrics.auroc)",
+            )
+        if name in tasks.all_metric_names():
+            raise ConfigError(
+                f"metrics.{name}",
+                configured[name],
+                f"{name} is a task's own metric, logged already: give yours another name",
+            )
+    check_objectives(c["optimized_metric"], [n for n, node in configured.items() if node])
 
 
-def check_objectives(optimized_metric) -> list[str]:
-    """What the run optimises: a metric some task logs (which task: once the data is loaded), or
-    a list of objectives for a multi-objective sweep, whose first is the watched metric and whose
-    others may also be figures of the whole run (n_params, duration_s). The list, checked."""
+def check_objectives(optimized_metric, configured=()) -> list[str]:
+    """What the run optimises: a metric some task logs or one of the `metrics` group's
+    (`configured`; which fit the data: once it is loaded), or a list of objectives for a
+    multi-objective sweep, whose first is the watched metric and whose others may also be
+    figures of the whole run (n_params, duration_s). The list, checked."""
     keys = tasks.objectives(optimized_metric)
+    names = [*tasks.all_metric_names(), *configured]
     if not keys:
         raise ConfigError("optimized_metric", [], "a metric such as val/acc, or a list of them")
     for i, key in enumerate(keys):
         if i and key in tasks.RUN_FIGURES:
             continue
         split, _, name = key.partition("/")
-        if name not in tasks.all_metric_names() or split not in tasks.MONITORED_SPLITS:
+        if name not in names or split not in tasks.MONITORED_SPLITS:
             split = split if split in tasks.MONITORED_SPLITS else "val"
-            allowed = ", ".join(f"{split}/{n}" for n in tasks.all_metric_names())
+            allowed = ", ".join(f"{split}/{n}" for n in names)
             if i:
                 allowed += ", " + ", ".join(tasks.RUN_FIGURES)
             elif key in tasks.RUN_FIGURES:
                 allowed += f" (a run figure such as {key} may be a later objective, not the first)"
+            if key not in tasks.RUN_FIGURES and name not in names and name.isidentifier():
+                allowed += f", or a metric you add (metrics=classification, +metrics.{name}=...)"
             where = f"optimized_metric[{i}]" if len(keys) > 1 else "optimized_metric"
             raise ConfigError(where, key, f"must be one of {allowed}")
     if len(set(keys)) < len(keys):
@@ -258,11 +277,20 @@ def _check_layer_schedules(c: dict) -> None:
 # After the data set is loaded, after the network is built
 
 
-def validate_against_data(cfg: DictConfig, table) -> None:
-    """The objective, the watched metrics, the ensemble, the folds and the report fit the data
-    set: a classification is judged by acc, f1 or loss, a regression by mse, r2 or loss."""
+def validate_against_data(cfg: DictConfig, table) -> dict[str, str]:
+    """The metrics, the objective, the watched metrics, the ensemble, the folds and the report
+    fit the data set: a classification is judged by acc, f1 or loss, a regression by mse, r2 or
+    loss, and either by the `metrics` group's that score it. {name: 'max' or 'min'} of every
+    value the `metrics` group logs, for metrics.json."""
     task = tasks.task(table.task)
     data = str(cfg.data.source.get("_target_")).rpartition(".")[2]
+    configured = {}
+    if cfg.get("metrics"):  # torchmetrics (and torch) load only for a run that has some
+        from deeptune import metrics
+
+        configured = metrics.check(cfg.metrics, table, data)
+    modes = {n: task.metric(n).mode for n in task.names}
+    modes |= {n: c.mode for n, c in configured.items() if c.mode and not c.per_class}
     # The objectives other than the first are not watched, so no mode applies to them.
     keys = tasks.objectives(cfg.optimized_metric)
     watched = [("optimized_metric", keys[0], "optimized_mode", cfg.optimized_mode)]
@@ -280,15 +308,10 @@ def validate_against_data(cfg: DictConfig, table) -> None:
             watched.append((f"{key}.monitor", node.monitor, f"{key}.mode", mode))
     for key, metric, mode_key, mode in watched:
         split, _, name = metric.partition("/")
-        if name not in task.names:
-            allowed = ", ".join(f"{split}/{n}" for n in task.names)
-            if key == "optimized_metric":  # both keys at once: the mode follows the metric
-                head = task.metric(task.headline)
-                allowed += f" (e.g. {key}={split}/{head.name} optimized_mode={head.mode})"
-            raise ConfigError(
-                key, metric, f"{data} is a {task.name} data set: use one of {allowed}"
-            )
-        best = task.metric(name).mode
+        if name not in modes:
+            why = _not_watchable(cfg, task, data, key, split, name, modes, configured)
+            raise ConfigError(key, metric, why)
+        best = modes[name]
         if mode is not None and mode != best:
             higher = "higher" if best == "max" else "lower"
             fix = f"set {mode_key}={best}" if mode_key == "optimized_mode" else f"use {best}"
@@ -315,6 +338,23 @@ def validate_against_data(cfg: DictConfig, table) -> None:
         raise ConfigError(
             "cv.folds", folds, f"at most {len(table.y) // 2} for {len(table.y)} samples"
         )
+    return {n: c.mode for c in configured.values() for n in c.logged if c.mode}
+
+
+def _not_watchable(cfg, task, data, key, split, name, modes, configured) -> str:
+    """Why `name` cannot be watched on this data set, and what can."""
+    if (cfg.get("metrics") or {}).get(name) is not None:
+        if name not in configured:
+            return f"metrics.{name} is not logged on {data} (the warning above says why)"
+        if configured[name].per_class:
+            shown = ", ".join(f"{split}/{n}" for n in configured[name].logged[:2])
+            return f"metrics.{name} returns one value per class ({shown}, ...): watch one number"
+        return f"metrics.{name} does not say which way is better (its higher_is_better is None)"
+    allowed = ", ".join(f"{split}/{n}" for n in modes)
+    if key == "optimized_metric":  # both keys at once: the mode follows the metric
+        head = task.metric(task.headline)
+        allowed += f" (e.g. {key}={split}/{head.name} optimized_mode={head.mode})"
+    return f"{data} is a {task.name} data set: use one of {allowed}"
 
 
 def validate_against_model(cfg: DictConfig, net, datamodule) -> None:

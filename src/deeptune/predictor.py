@@ -87,18 +87,20 @@ class Predictor:
         return out
 
     def score(self, x, y: np.ndarray) -> dict[str, float]:
-        """The task's metrics (and, for one model, its loss) on raw rows `x` with targets `y`
-        (class indices in the training order, or numbers)."""
-        from deeptune.models.module import task_metrics
-        from deeptune.run.ensemble import combine
+        """The metrics the model logged in training, the `metrics` group's included (and, for
+        one model, its loss) on raw rows `x` with targets `y` (class indices in the training
+        order, or numbers)."""
+        from deeptune.metrics import flatten, task_metrics
+        from deeptune.run.ensemble import scored
 
         logits = self.outputs(x, "data.source")
         target = torch.from_numpy(np.asarray(y))
         single = len(self.members) == 1  # scored on the logits, as trainer.test does
-        preds = logits[0] if single else combine(logits, self.method)
+        preds = logits[0] if single else scored(logits, self.method)
         outputs = 1 if self.task == "regression" else len(self.classes)
-        metrics = task_metrics(self.task, outputs)
-        figures = {name: float(value) for name, value in metrics(preds, target).items()}
+        metrics = task_metrics(self.task, outputs, self.state["config"].get("metrics"))
+        values = flatten(metrics(preds, target), self.classes, outputs)
+        figures = {name: float(value) for name, value in values.items()}
         if single:
             figures["loss"] = float(self.members[0].loss(logits[0], target))
         return figures

@@ -4,9 +4,12 @@ A data set's `Table.task` names its task. Every module that needs to know a metr
 which direction is better, the headline figure or how to compute it asks here: the config
 checks, the LightningModules, the ensembles, the printed summary and the sweep report. It
 imports nothing heavy (torchmetrics classes are named by their paths), so config checks and
-the offline report can use it before torch loads.
+the offline report can use it before torch loads. A run may log more, the `metrics` group's
+(deeptune.metrics): their directions come from torchmetrics, and a run's metrics.json lists
+them under `directions`.
 """
 
+import re
 from dataclasses import dataclass, field
 
 SPLITS = ("train", "val", "test")  # what a run reports metrics on
@@ -95,9 +98,17 @@ def direction(name: str) -> str:
 
 
 def display_order(names) -> list[str]:
-    """The registry's order (each task's headline first, the loss last), unknown names after."""
+    """The registry's order (each task's headline first, the loss last), the others (the
+    `metrics` group's) after, by name, the numbers in them as numbers (recall_2 < recall_10)."""
     order = {n: i for i, n in enumerate(all_metric_names())}
-    return sorted(set(names), key=lambda n: (n == "loss", order.get(n, len(order)), n))
+    return sorted(
+        set(names),
+        key=lambda n: (n == "loss", order.get(n, len(order)), _natural(n)),
+    )
+
+
+def _natural(name: str) -> list:
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", name)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,6 +136,8 @@ def objective_value(metrics: dict, key: str):
     return (metrics.get(split) or {}).get(name)
 
 
-def objective_mode(key: str) -> str:
-    """'max' or 'min': which way an objective is better."""
-    return RUN_FIGURES.get(key) or direction(key.partition("/")[2])
+def objective_mode(key: str, directions: dict | None = None) -> str:
+    """'max' or 'min': which way an objective is better. `directions`: the `metrics` group's
+    ({name: mode}, as a run's metrics.json lists them), which no registry knows."""
+    name = key.partition("/")[2]
+    return RUN_FIGURES.get(key) or (directions or {}).get(name) or direction(name)

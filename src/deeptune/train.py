@@ -35,7 +35,7 @@ def train(cfg: DictConfig) -> float | list[float]:
 def _train(cfg: DictConfig) -> float | list[float]:
     try:
         table = builders.source(cfg)
-        validate_against_data(cfg, table)
+        directions = validate_against_data(cfg, table)
         if previous := resume.interrupted_run(cfg):
             cfg = derive(cfg, {"paths.output_dir": str(previous)})
         apply_threads(cfg.threads)
@@ -53,6 +53,8 @@ def _train(cfg: DictConfig) -> float | list[float]:
         duration_s=round(time.perf_counter() - started, 2),
         provenance=provenance.collect(),  # the commit, versions and device behind the figures
     )
+    if directions:  # the `metrics` group's: what the sweep report sorts them by, without torch
+        metrics["directions"] = directions
     out_dir = Path(cfg.paths.output_dir)
     if is_main:
         outputs.save_metrics(metrics, out_dir)

@@ -5,8 +5,8 @@ analysis, fine-tuning) instantiates only targets deeptune rebuilds runs from:
 - the targets deeptune's own configs use (every one with a schema, deeptune.schema.SCHEMAS), and
   deeptune's own classes;
 - classes of torch.optim (optimisers, learning-rate schedules), of torch.nn (modules), of
-  lightning.pytorch.callbacks and .loggers, and scikit-learn's data sets (make_* / load_* /
-  fetch_*).
+  lightning.pytorch.callbacks and .loggers, torchmetrics' metrics (the `metrics` group) and
+  scikit-learn's data sets (make_* / load_* / fetch_*).
 Any other `_target_` (numpy.load with allow_pickle, torch.load, pandas.read_pickle, a writer)
 could run what the folder's author chose, so it is refused with one line naming the key, the
 target and `trust_config=true`, which lets a run built on a legitimate custom class through. The
@@ -31,11 +31,12 @@ _CLASS_AREAS = {  # module prefix -> the base class its targets must derive from
     "torch.nn": "torch.nn.Module",
     "lightning.pytorch.callbacks": "lightning.pytorch.callbacks.Callback",
     "lightning.pytorch.loggers": "lightning.pytorch.loggers.Logger",
+    "torchmetrics": "torchmetrics.Metric",
 }
 _DATA_SETS = ("sklearn.datasets.", ("make_", "load_", "fetch_"))
 ALLOWED_TEXT = (
     "deeptune rebuilds saved runs only from its own targets, torch.optim, torch.nn, "
-    "lightning.pytorch callbacks and loggers, and scikit-learn data sets"
+    "lightning.pytorch callbacks and loggers, torchmetrics metrics and scikit-learn data sets"
 )
 
 _trusted: ContextVar[bool] = ContextVar("trusted", default=False)

@@ -164,7 +164,7 @@ def evaluate(path: str | Path, ckpt: str = "last", splits=("train", "val")) -> d
         return {}
     import torch
 
-    from deeptune.models.module import task_metrics
+    from deeptune.metrics import task_metrics
     from deeptune.run.ensemble import member_outputs
     from deeptune.run.saved import load_run
 

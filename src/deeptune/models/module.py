@@ -1,7 +1,8 @@
 """The LightningModules: a network, its loss, its metrics and its optimiser.
 
 `Classifier` and `Regressor` take their loss and metrics from the task registry
-(deeptune.tasks: cross-entropy with acc and f1; MSE with mse and r2) and share everything else,
+(deeptune.tasks: cross-entropy with acc and f1; MSE with mse and r2), plus the `metrics` group's
+(deeptune.metrics), and share everything else,
 the optimiser, the schedule, the fine-tuning parameter groups and the random state saved in
 checkpoints, through `TaskModule`.
 """
@@ -10,11 +11,11 @@ from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
-from hydra.utils import get_class
 from torch import nn
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MeanMetric
 
 from deeptune import tasks
+from deeptune.metrics import flatten, task_metrics
 
 STAGES = tasks.SPLITS
 FLUSH_EVERY = 32  # batches between metric updates: one update costs about a whole small step
@@ -40,6 +41,8 @@ class TaskModule(L.LightningModule):
         pretrained: Sequence[str] = (),
         lr_scale: float = 1.0,
         compile: bool = False,
+        metrics: dict | None = None,
+        classes: Sequence[str] = (),
     ):
         super().__init__()
         self.net = net
@@ -49,7 +52,8 @@ class TaskModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor
         self.pretrained, self.lr_scale = set(pretrained), lr_scale  # net parameter names
-        metrics = task_metrics(self.task, outputs)
+        self.classes = list(classes)  # names the values of a per-class metric
+        metrics = task_metrics(self.task, outputs, metrics)
         # ModuleDict keys may not shadow Module methods such as train(): prefix them.
         self.metrics = nn.ModuleDict({f"_{s}": metrics.clone(prefix=f"{s}/") for s in STAGES})
         self.losses = nn.ModuleDict({f"_{s}": MeanMetric() for s in STAGES})
@@ -99,7 +103,7 @@ class TaskModule(L.LightningModule):
         # torchmetrics' compute() already reduces across DDP ranks.
         values = {
             f"{stage}/loss": self.losses[f"_{stage}"].compute(),
-            **self.metrics[f"_{stage}"].compute(),
+            **flatten(self.metrics[f"_{stage}"].compute(), self.classes, self.outputs),
         }
         self.log_dict(values)
         self.losses[f"_{stage}"].reset()
@@ -214,15 +218,3 @@ MODULES = {cls.task: cls for cls in (Classifier, Regressor)}
 def module_class(task: str) -> type[TaskModule]:
     """The LightningModule for a data set's task (a name in deeptune.tasks.TASKS)."""
     return MODULES[task]
-
-
-def task_metrics(task: str, outputs: int) -> MetricCollection:
-    """The task's metrics (deeptune.tasks), as torchmetrics objects: a classification's take the
-    number of classes."""
-    spec = tasks.task(task)
-    if not spec.classes and outputs != 1:
-        raise ValueError(f"a {task} predicts one number per sample, not {outputs}")
-    extra = {"num_classes": outputs} if spec.classes else {}
-    return MetricCollection(
-        {m.name: get_class(m.metric)(**extra, **m.kwargs) for m in spec.metrics}
-    )

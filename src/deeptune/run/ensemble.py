@@ -2,8 +2,9 @@
 
 Classification: mean_prob, mean_logit or majority_vote; regression: the members' predictions
 are averaged (mean_logit: the mean of the raw outputs; the other two have no meaning for numbers
-and are refused by deeptune.config). The combined predictions are scored by the task's own
-metrics, the same torchmetrics objects the modules log (deeptune.models.module.task_metrics).
+and are refused by deeptune.config). The combined class probabilities (or numbers) are scored by
+the metrics the members logged, the task's and the `metrics` group's, the same torchmetrics
+objects (deeptune.metrics.task_metrics).
 
 `ensemble.yaml` in the run folder lists the method and the members, so
 `python eval.py ckpt_path=<run>/ensemble.yaml` evaluates the same ensemble again.
@@ -15,8 +16,9 @@ import torch
 import yaml
 
 from deeptune import trust
+from deeptune.builders import class_names
 from deeptune.errors import ConfigError
-from deeptune.models.module import task_metrics
+from deeptune.metrics import flatten, task_metrics
 from deeptune.run.saved import load_run
 
 MANIFEST = "ensemble.yaml"
@@ -38,6 +40,12 @@ def probabilities(logits: torch.Tensor, method: str) -> torch.Tensor:
     return logits.softmax(-1).mean(0)
 
 
+def scored(logits: torch.Tensor, method: str) -> torch.Tensor:
+    """What the metrics score: the combined class probabilities (AUROC needs them, accuracy
+    takes their argmax, as `combine` does), or the mean of the predicted numbers."""
+    return logits.mean(0) if logits.dim() == 2 else probabilities(logits, method)
+
+
 def combine(logits: torch.Tensor, method: str) -> torch.Tensor:
     """(members, samples, classes) logits -> predicted classes (a tied vote: the smallest class
     index); (members, samples) predicted numbers -> their mean."""
@@ -53,12 +61,13 @@ def evaluate(method: str, ckpts: list[Path], splits, table=None) -> dict:
         load_run(c, ckpt=c, table=first.table, datamodule=first.datamodule) for c in ckpts[1:]
     ]
     per_member = [member_outputs(m.model, first.datamodule, splits) for m in members]
-    out = {}
+    dm, out = first.datamodule, {}
     for split in splits:
-        preds = combine(torch.stack([m[split] for m in per_member]), method)
-        y = first.datamodule.tensors[split][1].cpu()
-        metrics = task_metrics(first.datamodule.task, first.datamodule.num_outputs)
-        out[split] = {name: float(value) for name, value in metrics(preds, y).items()}
+        preds = scored(torch.stack([m[split] for m in per_member]), method)
+        y = dm.tensors[split][1].cpu()
+        metrics = task_metrics(dm.task, dm.num_outputs, first.cfg.get("metrics"))
+        values = flatten(metrics(preds, y), class_names(dm), dm.num_outputs)
+        out[split] = {name: float(value) for name, value in values.items()}
     return out
 
 

@@ -73,6 +73,7 @@ def rebuild(state: dict, origin: Path):
         task=task,
         input_shape=tuple(state["input_shape"]),
         num_outputs=1 if task == "regression" else len(classes),
+        classes=classes,
     )
     with torch.random.fork_rng():  # building draws initial weights: leave the caller's RNG be
         model = builders.module(cfg, shape, pretrained=False)

@@ -174,6 +174,7 @@ class TrainConfig(Section):
     trainer: dict
     callbacks: dict[str, dict | None] | None = None
     logger: dict[str, dict | None] | None = None
+    metrics: dict[str, dict | None] | None = None  # the `metrics` group: torchmetrics nodes
 
 
 class EvalConfig(Section):

@@ -58,7 +58,10 @@ def main(argv: list[str] | None = None) -> None:
     if len(done) and done["value"].isna().all():
         fail(f"no completed job has {metric} in its metrics.json")
 
-    direction = tasks.objective_mode(metric)
+    directions = {
+        k: v for job in jobs for k, v in ((job["metrics"] or {}).get("directions") or {}).items()
+    }
+    direction = tasks.objective_mode(metric, directions)
     if study is not None and metric in objectives and len(study.directions) == len(objectives):
         chosen = study.directions[objectives.index(metric)]
         direction = "max" if chosen.name == "MAXIMIZE" else "min"
@@ -70,10 +73,12 @@ def main(argv: list[str] | None = None) -> None:
     figures = plots.draw_all(df, varied, metric, direction, agg is not None, study, out)
     if front is not None and len(objectives) == 2:
         figures += plots.pareto(df, front, metric, others, objectives, results["direction"], out)
-    jobs_view = view_jobs(sort_jobs(df, direction), varied, metric, others)
+    ordered = sort_jobs(df, direction)
+    jobs_view = view_jobs(ordered, varied, metric, others)
+    every = view_metrics(jobs, ordered["job"])
     hint = continuing(df, study)
     path = write_report(
-        out, sweep, df, varied, metric, direction, jobs_view, agg, figures, hint, front
+        out, sweep, df, varied, metric, direction, jobs_view, agg, figures, hint, front, every
     )
     print_top(jobs_view, args.top, path, hint, front)
 
@@ -252,6 +257,29 @@ def view_jobs(df: pd.DataFrame, varied: list, metric: str, others=()) -> pd.Data
     return view
 
 
+def view_metrics(jobs: list[dict], order) -> pd.DataFrame | None:
+    """Every val and test metric of each job that has them (the `metrics` group's included), in
+    the jobs table's order; None when no job has any."""
+    by_job = {job["job"]: job["metrics"] or {} for job in jobs}
+    splits = [s for s in ("val", "test") if any(m.get(s) for m in by_job.values())]
+    if not splits:
+        return None
+    names = {
+        s: tasks.display_order(n for m in by_job.values() for n in m.get(s) or {}) for s in splits
+    }
+    rows = []
+    for job in order:
+        m = by_job[job]
+        if any(m.get(s) for s in splits):
+            cells = {
+                f"{s}/{n}": show((m.get(s) or {}).get(n, np.nan), ".4f")
+                for s in splits
+                for n in names[s]
+            }
+            rows.append({"job": str(job), **cells})
+    return pd.DataFrame(rows)
+
+
 def view_agg(agg: pd.DataFrame, metric: str) -> pd.DataFrame:
     view = agg.drop(columns=["n", "mean", "std", "lo", "hi"]).map(show)
     view["n"] = agg["n"].map(str)
@@ -272,7 +300,7 @@ def markdown(view: pd.DataFrame) -> list[str]:
 
 
 def write_report(
-    out, sweep, df, varied, metric, direction, jobs_view, agg, figures, hint, front=None
+    out, sweep, df, varied, metric, direction, jobs_view, agg, figures, hint, front=None, every=None
 ) -> Path:
     counts = df["state"].value_counts()
     states = {s: 0 for s in ("completed", "pruned", "failed")} | counts.to_dict()
@@ -299,6 +327,8 @@ def write_report(
     if agg is not None:
         lines += ["", "## Configurations over seeds, best first", ""]
         lines += markdown(view_agg(agg, metric))
+    if every is not None:
+        lines += ["", "## Every metric, in the jobs' order", "", *markdown(every)]
     lines += ["", "## Plots", ""] + [f"![{title}]({file})" for title, file in figures]
     if not figures:
         lines.append("No completed job, nothing to plot.")

@@ -285,9 +285,12 @@ def _objectives(s, config) -> tuple[list[str], list[str]]:
 
     metric = config.get("optimized_metric")
     metric = OmegaConf.to_object(metric) if OmegaConf.is_config(metric) else metric
-    objectives = check_objectives(metric) if metric else ["value"]
+    configured = {k: v for k, v in (config.get("metrics") or {}).items() if v is not None}
+    objectives = check_objectives(metric, list(configured)) if metric else ["value"]
     mode = DIRECTIONS.get(str(config.get("optimized_mode")))
-    natural = [mode or "minimize"] + [DIRECTIONS[tasks.objective_mode(k)] for k in objectives[1:]]
+    modes = _configured_modes(configured, objectives[1:])
+    natural = [mode or "minimize"]
+    natural += [DIRECTIONS[tasks.objective_mode(k, modes)] for k in objectives[1:]]
     if s.direction is None:
         return objectives, natural
     wanted = s.direction if isinstance(s.direction, list) else [s.direction]
@@ -303,6 +306,23 @@ def _objectives(s, config) -> tuple[list[str], list[str]]:
     if mode and mode != directions[0]:
         log.warning("hydra.sweeper.direction=%s, but optimized_mode=%s", directions[0], mode)
     return objectives, directions
+
+
+def _configured_modes(configured, objectives) -> dict[str, str]:
+    """Which way the `metrics` group's objectives are better, from their torchmetrics classes
+    (imported only when an objective after the first names one)."""
+    named = [k.partition("/")[2] for k in objectives if k.partition("/")[2] in configured]
+    if not named:
+        return {}
+    from deeptune.metrics import class_mode
+
+    modes = {name: class_mode(configured[name]) for name in named}
+    if unknown := [name for name, mode in modes.items() if mode is None]:
+        raise SweepError(
+            f"metrics.{unknown[0]} does not say which way is better (its higher_is_better is "
+            "None): set hydra.sweeper.direction, one per objective"
+        )
+    return modes
 
 
 def _pruner_spec(s, directions: list[str]) -> dict:
