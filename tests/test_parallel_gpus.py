@@ -9,6 +9,7 @@ import re
 import pytest
 from helpers.runs import ROOT, run_cli
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from deeptune.config import CONFIG_DIR
 from deeptune.errors import ConfigError
@@ -71,6 +72,10 @@ def test_joblib_is_deeptunes_launcher_and_checks_trials_per_gpu(monkeypatch):
     assert isinstance(wrapped, _gpus.OnGpu) and wrapped.devices == ["0", "1"]
     # n_jobs=1: joblib runs each job in the sweep's own process, whose GPUs stay all visible
     assert wrapped(7) == "7" and os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
+    two = OmegaConf.create({"trainer": {"devices": 2}})  # a DDP trial wants two GPUs
+    with pytest.raises(ConfigError, match=r"^trainer.devices=2 is invalid: .* one GPU"):
+        GpuJoblibLauncher(n_jobs=2).setup(hydra_context=None, task_function=str, config=two)
+    GpuJoblibLauncher(n_jobs=1).setup(hydra_context=None, task_function=str, config=two)
 
 
 def _probe(tmp_path, *overrides, devices: str):

@@ -338,6 +338,11 @@ def test_presets_sweep_without_dash_m_and_the_official_class_path_is_deeptunes()
     sampling = _sampler(lht)
     assert isinstance(sampling.shared, optuna.samplers.TPESampler)
     assert sampling.seed == 1234 and sampling.shared._n_startup_trials == 10
+    # sampler_args change a group's node, whose arguments are Optuna's defaults
+    tuned = _sampler(
+        _compose("hparams_search=bayes", "+hydra.sweeper.sampler_args.n_startup_trials=3")
+    )
+    assert tuned.shared._n_startup_trials == 3
     assert _settings(lht).direction == "maximize" and _settings(lht).n_jobs == 1
 
 

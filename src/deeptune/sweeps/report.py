@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     out = (args.out or sweep).resolve()
     out.mkdir(parents=True, exist_ok=True)
     figures = plots.draw_all(df, varied, metric, direction, agg is not None, study, out)
-    if front is not None and len(objectives) == 2:
+    # The front is drawn in the objectives' own plane: --metric may name another figure.
+    if front is not None and len(objectives) == 2 and metric in objectives:
         figures += plots.pareto(df, front, metric, others, objectives, results["direction"], out)
     ordered = sort_jobs(df, direction)
     jobs_view = view_jobs(ordered, varied, metric, others)

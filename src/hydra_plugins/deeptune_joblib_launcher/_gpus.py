@@ -79,7 +79,10 @@ class OnGpu:
 
         hydra = HydraConfig.get()
         if "gpu" not in _worker:
-            slot = claim_slot(Path(hydra.sweep.dir) / SLOTS)
+            # From where the sweep started: with hydra.job.chdir=true a relative sweep.dir
+            # would name a folder under each job's own, and every worker would get slot 0.
+            sweep = Path(hydra.runtime.cwd) / hydra.sweep.dir
+            slot = claim_slot(sweep / SLOTS)
             _worker.update(slot=slot, gpu=gpu_of(slot, self.devices, self.trials_per_gpu))
             os.environ["CUDA_VISIBLE_DEVICES"] = _worker["gpu"]
         log.info(

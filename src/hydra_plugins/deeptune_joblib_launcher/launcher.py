@@ -5,6 +5,7 @@ added. On a machine with GPUs each worker process runs on one of them (deeptune_
 ._gpus); without one nothing changes.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +42,31 @@ class GpuJoblibLauncher(joblib_launcher.JoblibLauncher):
         if isinstance(per_gpu, bool) or not isinstance(per_gpu, int) or per_gpu < 1:
             raise ConfigError("hydra.launcher.trials_per_gpu", per_gpu, "an integer >= 1")
         if devices := visible_devices():
+            wanted = ((config or {}).get("trainer") or {}).get("devices")
+            if self.joblib.get("n_jobs") != 1 and _many(wanted):
+                raise ConfigError(
+                    "trainer.devices",
+                    wanted,
+                    "hydra/launcher=joblib runs each parallel trial on one GPU: use "
+                    "trainer.devices=1, or hydra.launcher.n_jobs=1 for multi-GPU trials",
+                )
             task_function = OnGpu(task_function, devices, per_gpu)
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+
+def _many(devices) -> bool:
+    """Whether Lightning's `devices` asks for more than one device (2, -1, [0, 1], "0,1")."""
+    if isinstance(devices, bool):
+        return False
+    if isinstance(devices, int):
+        return devices > 1 or devices == -1
+    if isinstance(devices, str):
+        return (
+            "," in devices.strip(",")
+            or devices.strip() == "-1"
+            or (devices.strip().isdigit() and int(devices) > 1)
+        )
+    return isinstance(devices, Sequence) and len(devices) > 1
 
 
 class JoblibChoice(SearchPathPlugin):

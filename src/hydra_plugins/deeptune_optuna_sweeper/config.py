@@ -91,9 +91,12 @@ class OptunaSweeperConf:
 
 
 def sampler_node(s: OptunaSweeperConf) -> dict:
-    """hydra.sweeper.sampler as a node, {_target_: ..., <argument>: ...}, sampler_args in it."""
+    """hydra.sweeper.sampler as a node, {_target_: ..., <argument>: ...}, sampler_args in it.
+
+    sampler_args win over the node's own arguments: a hydra/sweeper/sampler group's node holds
+    Optuna's defaults, which `sampler_args.n_startup_trials=5` must still change."""
     node = {"_target_": SAMPLERS.get(s.sampler)} if isinstance(s.sampler, str) else s.sampler
-    return {**s.sampler_args, **node}
+    return {**node, **s.sampler_args}
 
 
 def sampler_name(node: dict) -> str | None:
