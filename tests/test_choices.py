@@ -33,11 +33,15 @@ GROUPS = [
     "paths",
 ]
 CASES = [(g, c) for g in GROUPS for c in group_choices(g) if (g, c) not in SKIP]
+# What a choice needs beside itself: the data it reads, or a size that keeps the case fast.
+EXTRA = {
+    ("model", "cnn"): ["data=digits_images", "model.width=8", "model.depth=2"],
+}
 
 
 @pytest.mark.parametrize(("group", "choice"), CASES, ids=[f"{g}={c}" for g, c in CASES])
 def test_every_choice_trains_one_epoch(train_cfg, group, choice):
-    overrides = [f"{group}={choice}", "trainer.max_epochs=1"]
+    overrides = [f"{group}={choice}", "trainer.max_epochs=1", *EXTRA.get((group, choice), [])]
     cfg = train_cfg(*overrides)
     value = train(cfg)
     assert 0.0 <= value <= 1.0

@@ -33,7 +33,7 @@ from deeptune.run.schema import (
     PredictConfig,
     TrainConfig,
 )
-from deeptune.schema import HYDRA_KEYS, MAX_SEED, Section, check_model, schema_for
+from deeptune.schema import HYDRA_KEYS, MAX_SEED, OpenNode, Section, check_model, schema_for
 
 # Shipped inside the package (Hydra's pkg:// search path), so a wheel finds them as an
 # editable install does; users add their own with --config-dir or hydra.searchpath.
@@ -250,27 +250,38 @@ def _check_closure_optimizer(optimizer: dict, trainer: dict) -> None:
 
 
 def _check_layer_schedules(c: dict) -> None:
-    """Step-wise training and frozen layers work on the MLP's hidden blocks."""
+    """Step-wise training and frozen layers work on a network's hidden blocks (net.hidden): the
+    known ones are checked against model.depth here, any other once built
+    (validate_against_model)."""
     freeze, strategy = c["finetune"]["freeze"], c["stepwise"]["strategy"]
     model = c["model"]
-    if model.get("_target_") not in HIDDEN_LAYER_MODELS:
-        for key, value in (("stepwise.strategy", strategy), ("finetune.freeze", freeze)):
-            if value not in ("none", []):
-                raise ConfigError(
-                    key, value, f"works on model=mlp's hidden layers, not {model.get('_target_')}"
-                )
-        return
-    depth = model.get("depth", 2)
-    if any(i >= depth for i in freeze):
-        raise ConfigError(
-            "finetune.freeze",
-            freeze,
-            f"must be a list of hidden layer indices in 0..{depth - 1} (model.depth={depth})",
-        )
+    target = model.get("_target_")
+    if target not in HIDDEN_LAYER_MODELS:
+        if schema_for(target) is not OpenNode:  # one of deeptune's, without hidden blocks
+            _no_hidden_blocks(strategy, freeze, target)
+    else:
+        depth = model.get("depth", 2)
+        if any(i >= depth for i in freeze):
+            raise ConfigError(
+                "finetune.freeze",
+                freeze,
+                f"must be a list of hidden layer indices in 0..{depth - 1} (model.depth={depth})",
+            )
     if freeze and strategy != "none":
         raise ConfigError(
             "finetune.freeze", freeze, "cannot be combined with stepwise.strategy; use one"
         )
+
+
+def _no_hidden_blocks(strategy: str, freeze: list, target) -> None:
+    for key, value in (("stepwise.strategy", strategy), ("finetune.freeze", freeze)):
+        if value not in ("none", []):
+            raise ConfigError(
+                key,
+                value,
+                "works on a network's hidden blocks (net.hidden: model=mlp, cnn), "
+                f"and {target} has none",
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,6 +295,7 @@ def validate_against_data(cfg: DictConfig, table) -> dict[str, str]:
     value the `metrics` group logs, for metrics.json."""
     task = tasks.task(table.task)
     data = str(cfg.data.source.get("_target_")).rpartition(".")[2]
+    _check_input_shape(cfg.model, tuple(table.x.shape[1:]), data)
     configured = {}
     if cfg.get("metrics"):  # torchmetrics (and torch) load only for a run that has some
         from deeptune import metrics
@@ -341,6 +353,20 @@ def validate_against_data(cfg: DictConfig, table) -> dict[str, str]:
     return {n: c.mode for c in configured.values() for n in c.logged if c.mode}
 
 
+def _check_input_shape(model: DictConfig, shape: tuple[int, ...], data: str) -> None:
+    """The network reads samples of this shape's rank (a CNN images, a Transformer sequences)."""
+    node = schema_for(model.get("_target_"))
+    ranks = getattr(node, "INPUT_RANKS", None)
+    if ranks is None or len(shape) in ranks:
+        return
+    name = str(model.get("_target_")).rpartition(".")[2]
+    raise ConfigError(
+        "model",
+        name,
+        f"data={data} gives samples of shape {shape}, and it needs {node.INPUT_HINT}",
+    )
+
+
 def _not_watchable(cfg, task, data, key, split, name, modes, configured) -> str:
     """Why `name` cannot be watched on this data set, and what can."""
     if (cfg.get("metrics") or {}).get(name) is not None:
@@ -364,6 +390,20 @@ def validate_against_model(cfg: DictConfig, net, datamodule) -> None:
         from deeptune.diagnostics.final_model import hooked_module
 
         hooked_module(net, cfg.report.tsne_layer)
+    freeze, strategy = list(cfg.finetune.freeze), cfg.stepwise.strategy
+    if freeze or strategy != "none":  # a network of the user's is held to its own blocks
+        from torch import nn
+
+        hidden = getattr(net, "hidden", None)
+        if not isinstance(hidden, nn.ModuleList):
+            _no_hidden_blocks(strategy, freeze, cfg.model.get("_target_"))
+        elif bad := [i for i in freeze if i >= len(hidden)]:
+            raise ConfigError(
+                "finetune.freeze",
+                freeze,
+                f"index {bad[0]} is past the network's {len(hidden)} hidden blocks: use indices "
+                f"in 0..{len(hidden) - 1}",
+            )
     norms = [m for m in net.modules() if type(m).__name__.startswith("BatchNorm")]
     if norms and getattr(datamodule, "smallest_train_batch", None) == 1:
         raise ConfigError(

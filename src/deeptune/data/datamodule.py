@@ -98,7 +98,7 @@ class TensorDataModule(L.LightningDataModule):
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """One sample's shape: (features,) or (seq_len, features)."""
+        """One sample's shape: (features,), (seq_len, features) or (channels, height, width)."""
         return tuple(self.table.x.shape[1:])
 
     @property
@@ -211,9 +211,18 @@ def split_indices(
 
 def fit_scaler(x: np.ndarray, train: np.ndarray) -> dict[str, list[float]]:
     """The training rows' per-feature mean and std (StandardScaler's mean_ and scale_, which is
-    1 for a constant feature), as plain lists: a checkpoint holds plain values only."""
-    scaler = StandardScaler().fit(x[train].reshape(-1, x.shape[-1]))
-    return {"mean": scaler.mean_.tolist(), "std": scaler.scale_.tolist()}
+    1 for a constant feature), as plain lists: a checkpoint holds plain values only.
+
+    Features are the last axis, so a sequence (n, seq_len, features) is scaled per feature over
+    samples and steps alike; images (n, channels, height, width) are scaled per channel over
+    samples and pixels alike (`axis: 1` in the scaler, which `scale` reads).
+    """
+    rows = x[train]
+    axis = 1 if x.ndim == 4 else -1
+    features = np.moveaxis(rows, axis, -1).reshape(-1, x.shape[axis])
+    scaler = StandardScaler().fit(features)
+    fitted = {"mean": scaler.mean_.tolist(), "std": scaler.scale_.tolist()}
+    return fitted | {"axis": 1} if axis == 1 else fitted
 
 
 def scale(x: np.ndarray, scaler: dict | None) -> np.ndarray:
@@ -221,8 +230,12 @@ def scale(x: np.ndarray, scaler: dict | None) -> np.ndarray:
     StandardScaler.transform, so a checkpoint scores raw rows exactly as training did."""
     out = np.array(x, dtype=np.float32)  # a copy: scaled in place below
     if scaler is not None:
-        out -= np.asarray(scaler["mean"], dtype=np.float32)  # as sklearn: cast to X's dtype
-        out /= np.asarray(scaler["std"], dtype=np.float32)
+        # The scaled axis (1: an image's channels) broadcast over the axes after it; a
+        # scaler without `axis` (every one before images) scales the last axis.
+        axis = scaler.get("axis", -1) % out.ndim
+        shape = (-1,) + (1,) * (out.ndim - 1 - axis)
+        out -= np.asarray(scaler["mean"], dtype=np.float32).reshape(shape)  # as sklearn
+        out /= np.asarray(scaler["std"], dtype=np.float32).reshape(shape)
     return out
 
 

@@ -51,7 +51,7 @@ class DataNode(Node):
             )
 
 
-@schema("deeptune.data.sources.digits")
+@schema("deeptune.data.sources.digits", "deeptune.data.sources.digits_images")
 class DigitsNode(Node):
     pass
 

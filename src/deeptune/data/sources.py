@@ -17,11 +17,12 @@ from deeptune.tasks import TASKS
 class Table:
     """Features and targets of one task.
 
-    x: float32, (n, features), or (n, seq_len, features) for sequences.
+    x: float32, (n, features), (n, seq_len, features) for sequences, or (n, channels, height,
+    width) for images.
     classification: y int64 labels (n,) in [0, len(classes)), `classes` their names.
     regression: y float32 targets (n,), `classes == []`.
-    features: the names of the last axis's features (a CSV's columns; x0, x1, ... otherwise),
-    which a checkpoint keeps so that new rows are matched to them by name.
+    features: the names of the last axis's features (a CSV's columns; x0, x1, ... otherwise;
+    an image's channels), which a checkpoint keeps so that new rows are matched to them by name.
 
     A plain class, not a dataclass: Hydra would turn a dataclass argument into a config.
     """
@@ -41,7 +42,8 @@ class Table:
 
     @property
     def feature_names(self) -> list[str]:
-        return self.features or [f"x{i}" for i in range(self.x.shape[-1])]
+        features = self.x.shape[1] if self.x.ndim == 4 else self.x.shape[-1]  # images: channels
+        return self.features or [f"x{i}" for i in range(features)]
 
     @classmethod
     def regression(cls, x, y) -> "Table":
@@ -61,6 +63,14 @@ def digits() -> Table:
 
     bunch = datasets.load_digits()
     return Table.from_labels(bunch.data, bunch.target)
+
+
+def digits_images() -> Table:
+    """The same digits as images: x of shape (1797, 1, 8, 8), one grey channel, for a CNN."""
+    from sklearn import datasets
+
+    bunch = datasets.load_digits()
+    return Table.from_labels(bunch.images[:, None], bunch.target)
 
 
 def moons(n_samples: int = 1000, noise: float = 0.2, seed: int = 0) -> Table:

@@ -23,6 +23,13 @@ NORMS = {
     "layer": "torch.nn.LayerNorm",
 }
 
+# The CNN's (deeptune.models.cnn.conv_norm): layer norm over a feature map is GroupNorm(1, C).
+CONV_NORMS = ("none", "batch", "layer", "group")
+POOLS = ("max", "avg", "none")
+# Activations that act elementwise; maxout and geglu reduce a widened linear map's last axis,
+# which a convolution's output does not have (its channels are axis 1).
+CONV_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a not in ("maxout", "geglu"))
+
 INITS = (
     "default",
     "uniform",

@@ -33,11 +33,13 @@ def _kaiming_args(activation: str) -> dict:
     return {"a": LEAKY_SLOPE if name == "leaky_relu" else 0.0, "nonlinearity": name}
 
 
-def init_linear(layer: nn.Linear, scheme: str, activation: str) -> None:
-    """Initialise `layer` for the `activation` that follows it ("linear" for the output layer)."""
+def init_linear(layer: nn.Linear | nn.Conv2d, scheme: str, activation: str) -> None:
+    """Initialise `layer` for the `activation` that follows it ("linear" for the output layer).
+
+    A convolution's fan-in is in_channels * kernel area, as torch.nn.init computes it."""
     if scheme == "default":  # PyTorch's own: kaiming_uniform(a=sqrt(5)) and a fan-in bias
         return
-    w, fan_in = layer.weight, layer.weight.shape[1]
+    w, fan_in = layer.weight, layer.weight[0].numel()
     with torch.no_grad():
         if scheme == "uniform":  # the classic U(-1/sqrt(n), 1/sqrt(n)) heuristic
             bound = 1.0 / math.sqrt(fan_in)

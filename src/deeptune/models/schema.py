@@ -6,7 +6,14 @@
 from typing import ClassVar, Literal
 
 from deeptune.errors import ConfigError
-from deeptune.models.choices import ACTIVATIONS, INITS, NORMS
+from deeptune.models.choices import (
+    ACTIVATIONS,
+    CONV_ACTIVATIONS,
+    CONV_NORMS,
+    INITS,
+    NORMS,
+    POOLS,
+)
 from deeptune.schema import Int, Node, Probability, schema
 
 MAX_PARAMETERS = 2**31  # 8 GiB of float32 weights between hidden layers: a typo, not a model
@@ -23,6 +30,31 @@ class NetNode(Node):
     # torch.compile on the network (not the LightningModule) for training: TaskModule.setup
     compile: bool = None
     BUILDER_KEYS: ClassVar[tuple[str, ...]] = ("compile",)
+    # The ranks of one sample (input_shape) the network reads, None: any; checked against the
+    # data set by deeptune.config.validate_against_data, with INPUT_HINT as the way out.
+    INPUT_RANKS: ClassVar[tuple[int, ...] | None] = None
+    INPUT_HINT: ClassVar[str] = ""
+
+
+def _widths(key: str, depth: int, width) -> list[int]:
+    """One width per block, or the ConfigError of a list that does not match `depth`."""
+    if isinstance(width, list) and len(width) != depth:
+        raise ConfigError(
+            f"{key}.width",
+            width,
+            f"a list of widths needs one entry per hidden layer ({key}.depth={depth})",
+        )
+    return width if isinstance(width, list) else [width] * depth
+
+
+def _check_size(key: str, width, depth: int, parameters: int) -> None:
+    if parameters > MAX_PARAMETERS:
+        raise ConfigError(
+            f"{key}.width",
+            width,
+            f"the hidden layers alone would hold {parameters:.2g} weights ({key}.depth="
+            f"{depth}); at most {MAX_PARAMETERS:.2g}",
+        )
 
 
 @schema("deeptune.models.mlp.MLP")
@@ -39,21 +71,53 @@ class MLPNode(NetNode):
     def check(self, key: str) -> None:
         depth = self.depth if self.depth is not None else 2
         width = self.width if self.width is not None else 128
-        if isinstance(width, list) and len(width) != depth:
-            raise ConfigError(
-                f"{key}.width",
-                width,
-                f"a list of widths needs one entry per hidden layer ({key}.depth={depth})",
-            )
-        widths = width if isinstance(width, list) else [width] * depth
+        widths = _widths(key, depth, width)
         parameters = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
-        if parameters > MAX_PARAMETERS:
+        _check_size(key, width, depth, parameters)
+
+
+@schema("deeptune.models.cnn.CNN")
+class CNNNode(NetNode):
+    depth: Int(ge=1, le=1000) = None
+    width: Width | list[Width] = None  # channels per block
+    kernel: Int(ge=1, le=31) = None
+    pool: Literal[POOLS] = None
+    pool_every: Int(ge=1, le=1000) = None
+    activation: Activation = None
+    norm: Literal[CONV_NORMS] = None
+    groups: Int(ge=1, le=2**16) = None
+    init: Init = None
+    dropout: Probability = None
+    residual: bool = None
+    INPUT_RANKS: ClassVar = (3,)
+    INPUT_HINT: ClassVar = (
+        "images of shape (channels, height, width): use data=digits_images, or an .npz whose "
+        "x is (n, C, H, W)"
+    )
+
+    def check(self, key: str) -> None:
+        if self.activation is not None and self.activation not in CONV_ACTIVATIONS:
             raise ConfigError(
-                f"{key}.width",
-                width,
-                f"the hidden layers alone would hold {parameters:.2g} weights ({key}.depth="
-                f"{depth}); at most {MAX_PARAMETERS:.2g}",
+                f"{key}.activation",
+                self.activation,
+                f"{self.activation} widens an MLP's linear map and has no convolutional form "
+                f"here: use one of {', '.join(CONV_ACTIVATIONS)}",
             )
+        depth = self.depth if self.depth is not None else 3
+        width = self.width if self.width is not None else 64
+        widths = _widths(key, depth, width)
+        if self.norm == "group":
+            groups = self.groups if self.groups is not None else 8
+            if bad := [w for w in widths if w % groups]:
+                raise ConfigError(
+                    f"{key}.groups",
+                    groups,
+                    f"norm=group splits each block's channels into groups: {key}.width "
+                    f"{bad[0]} is not a multiple of it",
+                )
+        kernel = self.kernel if self.kernel is not None else 3
+        parameters = sum(a * b * kernel**2 for a, b in zip(widths[:-1], widths[1:], strict=True))
+        _check_size(key, width, depth, parameters)
 
 
 @schema("deeptune.models.rnn.RNN")
@@ -65,4 +129,10 @@ class RNNNode(NetNode):
     dropout: Probability = None
 
 
-HIDDEN_LAYER_MODELS = {"deeptune.models.mlp.MLP"}  # stepwise and freeze work on net.hidden[i]
+# Networks known to keep their `depth` blocks in net.hidden (stepwise and freeze work on
+# net.hidden[i]), so those are checked against model.depth before anything is built; a network
+# of the user's is checked once built (deeptune.config.validate_against_model).
+HIDDEN_LAYER_MODELS = {
+    "deeptune.models.mlp.MLP",
+    "deeptune.models.cnn.CNN",
+}
