@@ -36,6 +36,7 @@ CASES = [(g, c) for g in GROUPS for c in group_choices(g) if (g, c) not in SKIP]
 # What a choice needs beside itself: the data it reads, or a size that keeps the case fast.
 EXTRA = {
     ("model", "cnn"): ["data=digits_images", "model.width=8", "model.depth=2"],
+    ("model", "transformer"): ["model.width=16", "model.heads=2"],
 }
 
 

@@ -16,7 +16,7 @@ from deeptune.tasks import TASKS
 
 # Arguments the builders pass themselves, never config keys.
 INJECTED = {
-    "self", "params", "optimizer", "input_shape", "outputs", "fold", "callbacks",
+    "self", "params", "optimizer", "input_shape", "outputs", "vocab_size", "fold", "callbacks",
     "logger",
 }  # fmt: skip
 

@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback
 from sklearn.datasets import load_digits
 
 from deeptune import builders
+from deeptune.errors import ConfigError
 from deeptune.models.mlp import MLP
 from deeptune.models.module import Classifier
 from deeptune.train import train
@@ -109,3 +110,21 @@ def test_pretrained_layers_get_the_scaled_learning_rate():
     groups = model.configure_optimizers().param_groups
     assert [g["lr"] for g in groups] == [1e-2, pytest.approx(1e-3)]
     assert [len(g["params"]) for g in groups] == [2, 4]  # the head; the hidden layers
+
+
+def test_any_network_with_hidden_blocks_trains_stepwise_and_freezes(train_cfg):
+    user = ["~model", "+model._target_=helpers.custom.BlockNet", "+model.blocks=3"]
+    cfg = train_cfg(
+        *user, "stepwise.strategy=top_first", "stepwise.every=1", "trainer.max_epochs=2"
+    )
+    train(cfg)
+    metrics = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert metrics["stepwise"]["schedule"] == [
+        {"epoch": 0, "layers": [2]},
+        {"epoch": 1, "layers": [1]},
+    ]
+    with pytest.raises(ConfigError, match=r"finetune.freeze=\[3\] is invalid: index 3 is past"):
+        train(train_cfg(*user, "finetune.freeze=[3]", out="past"))
+    flat = ["~model", "+model._target_=helpers.custom.TinyNet"]
+    with pytest.raises(ConfigError, match=r"TinyNet has none"):
+        train(train_cfg(*flat, "finetune.freeze=[0]", out="none"))

@@ -279,7 +279,7 @@ def _no_hidden_blocks(strategy: str, freeze: list, target) -> None:
             raise ConfigError(
                 key,
                 value,
-                "works on a network's hidden blocks (net.hidden: model=mlp, cnn), "
+                "works on a network's hidden blocks (net.hidden: model=mlp, cnn, transformer), "
                 f"and {target} has none",
             )
 

@@ -30,6 +30,14 @@ POOLS = ("max", "avg", "none")
 # which a convolution's output does not have (its channels are axis 1).
 CONV_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a not in ("maxout", "geglu"))
 
+# The Transformer's (deeptune.models.transformer): feed-forward activations (geglu and swiglu
+# gate half of a doubled linear map with the other), the norms, where they sit, the positions.
+TRANSFORMER_ACTIVATIONS = ("relu", "gelu", "geglu", "swiglu")
+TRANSFORMER_NORMS = ("layer", "rms")
+NORM_POSITIONS = ("pre", "post")
+POSITIONS = ("learned", "sinusoidal")
+POOLINGS = ("cls", "mean")
+
 INITS = (
     "default",
     "uniform",

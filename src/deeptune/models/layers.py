@@ -27,3 +27,11 @@ class GEGLU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         value, gate = x.chunk(2, dim=-1)
         return value * nn.functional.gelu(gate)
+
+
+class SwiGLU(nn.Module):
+    """Swish-gated linear unit (Shazeer, 2020): like GEGLU, with SiLU (swish) as the gate."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, gate = x.chunk(2, dim=-1)
+        return value * nn.functional.silu(gate)

@@ -11,8 +11,13 @@ from deeptune.models.choices import (
     CONV_ACTIVATIONS,
     CONV_NORMS,
     INITS,
+    NORM_POSITIONS,
     NORMS,
+    POOLINGS,
     POOLS,
+    POSITIONS,
+    TRANSFORMER_ACTIVATIONS,
+    TRANSFORMER_NORMS,
 )
 from deeptune.schema import Int, Node, Probability, schema
 
@@ -120,6 +125,38 @@ class CNNNode(NetNode):
         _check_size(key, width, depth, parameters)
 
 
+@schema("deeptune.models.transformer.Transformer")
+class TransformerNode(NetNode):
+    depth: Int(ge=1, le=1000) = None
+    width: Int(ge=1, le=2**16) = None  # the model dimension
+    heads: Int(ge=1, le=1024) = None
+    ff_mult: Int(ge=1, le=64) = None  # feed-forward width = ff_mult * width
+    activation: Literal[TRANSFORMER_ACTIVATIONS] = None
+    norm: Literal[TRANSFORMER_NORMS] = None
+    norm_position: Literal[NORM_POSITIONS] = None
+    dropout: Probability = None
+    position: Literal[POSITIONS] = None
+    pooling: Literal[POOLINGS] = None
+    INPUT_RANKS: ClassVar = (1, 2)
+    INPUT_HINT: ClassVar = (
+        "sequences (seq_len, features), a flat table (read as one value per step) or token ids: "
+        "use e.g. data=temporal_order, data=adding or data=digits"
+    )
+
+    def check(self, key: str) -> None:
+        width = self.width if self.width is not None else 64
+        heads = self.heads if self.heads is not None else 4
+        if width % heads:
+            raise ConfigError(
+                f"{key}.heads",
+                heads,
+                f"must divide {key}.width={width}: each head attends in width / heads dimensions",
+            )
+        depth = self.depth if self.depth is not None else 2
+        ff = self.ff_mult if self.ff_mult is not None else 2
+        _check_size(key, width, depth, depth * (4 + 3 * ff) * width**2)
+
+
 @schema("deeptune.models.rnn.RNN")
 class RNNNode(NetNode):
     cell: Literal["rnn", "lstm", "gru"] = None  # deeptune.models.rnn.CELLS
@@ -135,4 +172,5 @@ class RNNNode(NetNode):
 HIDDEN_LAYER_MODELS = {
     "deeptune.models.mlp.MLP",
     "deeptune.models.cnn.CNN",
+    "deeptune.models.transformer.Transformer",
 }
