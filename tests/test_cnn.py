@@ -160,3 +160,16 @@ def test_stepwise_freezing_and_tsne_work_on_the_blocks(train_cfg):
     assert (Path(frozen.paths.output_dir) / "tsne.png").is_file()
     with pytest.raises(ConfigError, match=r"finetune.freeze=\[2\] is invalid: must be a list"):
         validate(train_cfg(*TINY, "finetune.freeze=[2]", out="bad"))
+
+
+def test_images_of_your_own_from_an_npz(train_cfg, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3, 6, 6)).astype(np.float32)
+    y = (x[:, 0].mean(axis=(1, 2)) > 0).astype(int)
+    np.savez(tmp_path / "images.npz", x=x, y=y)
+    npz = [f"data.source.path={tmp_path / 'images.npz'}", "data=npz"]
+    cfg = train_cfg(*TINY[:1], *npz, "model.width=4", "model.depth=1")
+    assert 0.0 <= train(cfg) <= 1.0
+    metrics = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert len(builders.datamodule(cfg, builders.source(cfg)).scaler["mean"]) == 3  # channels
+    assert metrics["n_params"] == 3 * 4 * 9 + 4 * 2 + (4 * 2 + 2)  # conv, batch norm, head

@@ -259,8 +259,9 @@ def csv(
 def npz(
     path: str, features_key: str = "x", target_key: str = "y", task: str = "classification"
 ) -> Table:
-    """A NumPy .npz archive (numpy.savez) with a (n, features) or (n, seq_len, features) array
-    and a (n,) target array: class labels, or numbers with task="regression"."""
+    """A NumPy .npz archive (numpy.savez) with a (n, features), (n, seq_len, features) or
+    (n, channels, height, width) array and a (n,) target array: class labels, or numbers with
+    task="regression"."""
     file = _existing(path, "data.source.path")
     # np.load reads anything that is not a zip as a .npy or a pickle; a pickle can run code, so
     # only a zip reaches it, and never with allow_pickle.
@@ -282,12 +283,12 @@ def npz(
             if name not in archive:
                 raise ConfigError(key, name, f"arrays in the file are {list(archive.keys())}")
         x, y = (_array(archive, name, path) for name in (features_key, target_key))
-    if x.ndim not in (2, 3) or y.ndim != 1 or len(x) != len(y):
+    if x.ndim not in (2, 3, 4) or y.ndim != 1 or len(x) != len(y):
         raise ConfigError(
             "data.source.path",
             path,
-            "need x of shape (n, features) or (n, seq_len, features) and y of shape (n,), "
-            f"got {x.shape} and {y.shape}",
+            "need x of shape (n, features), (n, seq_len, features) or (n, channels, height, "
+            f"width) and y of shape (n,), got {x.shape} and {y.shape}",
         )
     if len(y) == 0:
         raise ConfigError("data.source.path", path, f"the arrays have no rows: shape {x.shape}")
