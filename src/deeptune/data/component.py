@@ -82,10 +82,14 @@ def constructor_node(node: DictConfig, target) -> DictConfig:
         if key not in node or takes(target, key):
             continue
         if default is not None and node.get(key) != default:
+            try:
+                names = ", ".join(inspect.signature(target).parameters)
+            except (TypeError, ValueError):
+                names = "other keys"
             raise ConfigError(
                 f"data.{key}",
                 node.get(key),
-                f"{what} takes no {key} (a TensorDataModule key): set it in {what}'s own terms",
+                f"{what} takes no {key} (a key of deeptune's TensorDataModule); it takes {names}",
             )
         dropped.append(key)
     return without(node, dropped)
