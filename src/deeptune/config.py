@@ -1,7 +1,8 @@
 """The validation phase: a composed config is checked here, in one place, before anything runs.
 
     validate(cfg)                       the schema: every key, type and range; before torch loads
-    validate_against_data(cfg, table)   what depends on the data set: its task, its classes
+    validate_against_data(cfg, data)    what depends on the data set (a Table, or a component
+                                        data module's description): its task, its classes
     validate_against_model(cfg, net, dm) what depends on the built objects: the report's layer,
                                         batch norm against the batches
 
@@ -291,11 +292,18 @@ def _no_hidden_blocks(strategy: str, freeze: list, target) -> None:
 def validate_against_data(cfg: DictConfig, table) -> dict[str, str]:
     """The metrics, the objective, the watched metrics, the ensemble, the folds and the report
     fit the data set: a classification is judged by acc, f1 or loss, a regression by mse, r2 or
-    loss, and either by the `metrics` group's that score it. {name: 'max' or 'min'} of every
-    value the `metrics` group logs, for metrics.json."""
+    loss, and either by the `metrics` group's that score it. `table`: the Table, or a component
+    data module's description (deeptune.data.component), whose folds it checks as it can.
+    {name: 'max' or 'min'} of every value the `metrics` group logs, for metrics.json."""
+    from deeptune.data.component import ComponentData, check_folds
+
     task = tasks.task(table.task)
-    data = str(cfg.data.source.get("_target_")).rpartition(".")[2]
-    _check_input_shape(cfg.model, tuple(table.x.shape[1:]), data)
+    component = isinstance(table, ComponentData)
+    if component:
+        check_folds(cfg, table)
+    data = table.name if component else str(cfg.data.source.get("_target_")).rpartition(".")[2]
+    shape = tuple(table.input_shape) if component else tuple(table.x.shape[1:])
+    _check_input_shape(cfg.model, shape, data)
     configured = {}
     if cfg.get("metrics"):  # torchmetrics (and torch) load only for a run that has some
         from deeptune import metrics
@@ -340,7 +348,9 @@ def validate_against_data(cfg: DictConfig, table) -> dict[str, str]:
             "report.confusion", True, "needs a classification data set (this one is regression)"
         )
     folds = cfg.cv.folds
-    if folds > 1 and task.name == "classification":
+    if component:  # its sizes are the module's own: it refuses a split it cannot make
+        pass
+    elif folds > 1 and task.name == "classification":
         smallest = min(int((table.y == k).sum()) for k in range(len(table.classes)))
         if smallest < folds:
             raise ConfigError(
@@ -390,20 +400,7 @@ def validate_against_model(cfg: DictConfig, net, datamodule) -> None:
         from deeptune.diagnostics.final_model import hooked_module
 
         hooked_module(net, cfg.report.tsne_layer)
-    freeze, strategy = list(cfg.finetune.freeze), cfg.stepwise.strategy
-    if freeze or strategy != "none":  # a network of the user's is held to its own blocks
-        from torch import nn
-
-        hidden = getattr(net, "hidden", None)
-        if not isinstance(hidden, nn.ModuleList):
-            _no_hidden_blocks(strategy, freeze, cfg.model.get("_target_"))
-        elif bad := [i for i in freeze if i >= len(hidden)]:
-            raise ConfigError(
-                "finetune.freeze",
-                freeze,
-                f"index {bad[0]} is past the network's {len(hidden)} hidden blocks: use indices "
-                f"in 0..{len(hidden) - 1}",
-            )
+    _check_hidden_layers(cfg, net)
     norms = [m for m in net.modules() if type(m).__name__.startswith("BatchNorm")]
     if norms and getattr(datamodule, "smallest_train_batch", None) == 1:
         raise ConfigError(
@@ -411,6 +408,36 @@ def validate_against_model(cfg: DictConfig, net, datamodule) -> None:
             cfg.data.get("batch_size"),
             f"{datamodule.train_size} training samples leave a batch of one sample, which batch "
             "norm cannot normalise: use another batch size, or model.norm=layer",
+        )
+
+
+def _check_hidden_layers(cfg: DictConfig, net) -> None:
+    """Step-wise training and frozen layers work on any network with a `hidden` ModuleList."""
+    from torch import nn
+
+    freeze, strategy = list(cfg.finetune.freeze), cfg.stepwise.strategy
+    asked = [
+        (key, value)
+        for key, value in (("stepwise.strategy", strategy), ("finetune.freeze", freeze))
+        if value not in ("none", [])
+    ]
+    if not asked:
+        return
+    hidden = getattr(net, "hidden", None)
+    if not isinstance(hidden, nn.ModuleList):
+        key, value = asked[0]
+        raise ConfigError(
+            key,
+            value,
+            "works on the hidden layers of a network with a `hidden` nn.ModuleList (as "
+            f"model=mlp has); {type(net).__name__} ({cfg.model._target_}) has none",
+        )
+    if any(i >= len(hidden) for i in freeze):
+        raise ConfigError(
+            "finetune.freeze",
+            freeze,
+            f"must be a list of hidden layer indices in 0..{len(hidden) - 1} "
+            f"({type(net).__name__} has {len(hidden)})",
         )
 
 
