@@ -80,8 +80,9 @@ def _accuracy(ok: pd.DataFrame, shallow, deep) -> tuple[str, bool | None]:
     plain_falls, residual_holds = drop["plain"] > 2 * noise, drop["residual"] <= 2 * noise
     if plain_falls and residual_holds:
         text += (
-            f": the plain nets lost {num(drop['plain'])} while the residual ones held (within "
-            f"{num(2 * noise)}, twice the spread over seeds)"
+            f": the plain nets lost {num(drop['plain'])} while the residual ones held (they "
+            f"changed by {round(-drop['residual'], 3) + 0.0:+.3f}, within {num(2 * noise)}, "
+            "twice the largest spread over seeds)"
         )
         train = stats(ok, ["net", "depth"], "train_acc")["mean"] if "train_acc" in ok else {}
         t_lo, t_hi = (train.get(("plain", d), np.nan) for d in (shallow, deep))
