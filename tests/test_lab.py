@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers.runs import ROOT, compose_cfg, run_cli
 
-from deeptune.config import CONFIG_DIR, validate
+from deeptune.config import CONFIG_DIR, group_choices, validate
 from deeptune.data.sources import Table
 from deeptune.lab import cli
 from deeptune.lab.data import LabDataModule
@@ -26,6 +26,7 @@ from deeptune.lab.experiments import (
     optimizers,
     recurrent,
     regularization,
+    residual,
     restarts_ensembles,
     search_strategies,
     shuffling,
@@ -48,6 +49,7 @@ ISSUE_NAMES = [
     "restarts_ensembles",
     "recurrent",
     "shuffling",
+    "residual",
 ]
 
 
@@ -56,15 +58,20 @@ ISSUE_NAMES = [
 
 
 def test_list(capsys):
+    """One line per experiment, then the overrides every experiment takes, the model choices
+    read from the configs (so a new model shows up there)."""
     assert cli.main(["list"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
+    *lines, last = capsys.readouterr().out.strip().splitlines()
     assert [line.split()[0] for line in lines] == ISSUE_NAMES == list(NAMES)
+    assert last.startswith("Every experiment takes overrides after its name: ")
+    assert f"model={'|'.join(group_choices('model'))}," in last and "cnn" in last
+    assert "digits_images" in last and "model=cnn data=digits_images" in last
 
 
 def test_list_console_script():
     ran = run_cli("-m", "deeptune.lab.cli", "list", cwd=ROOT)
     assert ran.returncode == 0, ran.stderr
-    assert len(ran.stdout.strip().splitlines()) == 12
+    assert len(ran.stdout.strip().splitlines()) == len(NAMES) + 1
 
 
 def test_bad_arguments(capsys):
@@ -405,6 +412,62 @@ def test_verdict_shuffling():
     assert "the claim does not show" in shuffling.verdict(make(0.955))
 
 
+def test_verdict_residual():
+    """Plain vs residual CNNs at two depths: the claim shown without normalisation, shown only in
+    its accuracy half with batch norm, not shown at all, and no completed run."""
+
+    def make(plain_deep_acc, plain_deep_ratio, residual_deep_acc=0.96):
+        rows = []
+        for norm in ("none", "batch"):
+            for net in ("plain", "residual"):
+                for d in (2, 12):
+                    for seed in (0, 1):
+                        deep_plain = (net, d) == ("plain", 12)
+                        acc = {("plain", 12): plain_deep_acc, ("residual", 12): residual_deep_acc}
+                        rows.append(
+                            {
+                                "norm": norm,
+                                "net": net,
+                                "depth": d,
+                                "seed": seed,
+                                "test_acc": acc.get((net, d), 0.95) + 0.002 * seed,
+                                "train_acc": 0.3 if deep_plain else 0.99,
+                                # batch norm keeps the gradient: only the accuracy half shows
+                                "ratio0": plain_deep_ratio
+                                if deep_plain and norm == "none"
+                                else 0.5,
+                            }
+                        )
+        return frame(rows)
+
+    text = residual.verdict(make(0.10, 1e-5))
+    assert (
+        "Without normalisation, test accuracy from depth 2 to 12 went 0.951 ± 0.001 → 0.101 ± "
+        "0.001 for plain nets and 0.951 ± 0.001 → 0.961 ± 0.001 for residual ones: the plain nets "
+        "lost 0.850 while the residual ones held (they changed by +0.010, within 0.020" in text
+    )
+    assert "harder to optimise, not overfitting" in text
+    assert "0.500 → 1e-05 in plain nets and 0.500 → 0.500 in residual ones: it fell below" in text
+    assert text.endswith(
+        "So, without normalisation the claim shows in full; with batch norm only its accuracy "
+        "half shows."
+    )
+    text = residual.verdict(make(0.94, 0.5))  # deep plain nets about as good, gradients alive
+    assert "the plain nets did not lose more than the noise (0.020; they changed by -0.010)" in text
+    assert "the plain nets' ratio stayed above the callback's 0.01 threshold" in text
+    assert text.endswith(
+        "So, without normalisation the claim does not show; with batch norm the claim does not "
+        "show."
+    )
+    text = residual.verdict(make(0.10, 1e-5, residual_deep_acc=0.80))  # residual nets fell too
+    assert "the residual nets lost accuracy too, though less (0.150 against 0.850)" in text
+    assert "without normalisation only its gradient half shows" in text
+    none = make(0.10, 1e-5).assign(state="failed", test_acc=np.nan)
+    assert residual.verdict(none).startswith("No run completed")
+    one_depth = make(0.10, 1e-5).query("depth == 12")
+    assert "a trend with depth needs two depths" in residual.verdict(one_depth)
+
+
 # ---------------------------------------------------------------------------------------------
 # End to end
 
@@ -492,3 +555,54 @@ def test_every_experiment_at_the_tiny_budget(tmp_path):
         assert sys.executable not in report  # the commands are shown as a user types them
     index = (out / "README.md").read_text()
     assert all(f"]({name}/report.md)" in index for name in EXPERIMENTS)
+
+
+def test_residual_at_the_tiny_budget(tmp_path):
+    """The residual experiment end to end: plain and residual CNNs on the digits as images, a
+    row per net and depth (the swept `model.residual` read as the bool it names), the verdict
+    and the figure; `model=cnn data=digits_images` come from its own yaml."""
+    out = tmp_path / "lab"
+    args = ["run", "residual", "--budget", "tiny", "--jobs", "1", "--in-process", "--out", str(out)]
+    assert cli.main(args) == 0
+    report = (out / "residual" / "report.md").read_text()
+    assert report.startswith("# 13. Residual connections")
+    assert (
+        "**Verdict** (computed from the numbers below). Without normalisation, test acc" in report
+    )
+    for net in ("plain", "residual"):
+        for d in (1, 3):
+            assert re.search(rf"\| none \| {net} \| {d} \| 1 \| 0\.\d+ \|", report), (net, d)
+    assert "ratio at step 0 (geo-mean)" in report and "n/a" not in report
+    assert "![test accuracy and gradient ratio against depth](residual.png)" in report
+    assert (out / "residual" / "residual.png").stat().st_size > 5000
+    config = (out / "residual" / "runs" / "main" / "0" / "config.yaml").read_text()
+    assert "deeptune.models.cnn.CNN" in config and "digits_images" in config
+
+
+def test_an_experiment_runs_on_the_cnn(tmp_path):
+    """Overrides go to every sweep: the depth experiment on model=cnn data=digits_images."""
+    out = tmp_path / "lab"
+    args = ["run", "depth", "--budget", "tiny", "--jobs", "1", "--in-process", "--out", str(out)]
+    assert cli.main([*args, "model=cnn", "data=digits_images"]) == 0
+    config = (out / "depth" / "runs" / "main" / "0" / "config.yaml").read_text()
+    assert "deeptune.models.cnn.CNN" in config and "digits_images" in config
+    assert "model=cnn data=digits_images" in (out / "depth" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_an_experiment_that_cannot_take_the_overrides_says_so_in_one_line(tmp_path):
+    """The recurrent experiment sweeps data.seq_len of its own data=adding: on the digits as
+    images it cannot run, and the lab says why in one line, naming what the yaml chose."""
+    ran = run_cli(
+        *("-m", "deeptune.lab.cli", "run", "recurrent", "--budget", "tiny", "--jobs", "1"),
+        *("--out", str(tmp_path / "lab"), "model=cnn", "data=digits_images"),
+        cwd=tmp_path,
+    )
+    assert ran.returncode == 1
+    errors = [line for line in ran.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, ran.stderr
+    assert errors[0].startswith(
+        "error: recurrent cannot run with model=cnn data=digits_images (it is built on "
+        "model=rnn data=adding): data.seq_len is not a key of the config"
+    )
+    assert "Traceback" not in ran.stdout + ran.stderr

@@ -19,11 +19,14 @@ from pathlib import Path
 
 from rich.console import Console
 
+from deeptune.config import group_choices
 from deeptune.errors import ConfigError
 from deeptune.lab.experiment import BUDGETS
 from deeptune.lab.experiments import EXPERIMENTS, NAMES
 from deeptune.lab.runner import LabError, LabRun, run_experiment
 from deeptune.trust import TRUST_KEY, trusting
+
+OVERRIDE_GROUPS = ("model", "data")  # their choices are listed; optimizer, scheduler are named
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         width = max(map(len, EXPERIMENTS))
         for name, exp in EXPERIMENTS.items():
             print(f"{name:<{width}}  {exp.summary}")
+        print(overrides_line())
         return 0
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]
     unknown = [n for n in names if n not in EXPERIMENTS]
@@ -115,6 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]failed[/red]: {', '.join(failed)}")
         return 1
     return 0
+
+
+def overrides_line() -> str:
+    """What `run` passes on to every sweep, with the groups' choices read from the configs."""
+    groups = ", ".join(f"{g}={'|'.join(group_choices(g))}" for g in OVERRIDE_GROUPS)
+    return (
+        f"Every experiment takes overrides after its name: {groups}, optimizer=..., "
+        "scheduler=... or any key=value (e.g. deeptune-lab run depth model=cnn data=digits_images)"
+    )
 
 
 def _trusts(overrides: list[str]) -> bool:

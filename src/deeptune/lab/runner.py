@@ -116,12 +116,43 @@ def run_sweep(lab: LabRun, exp: Experiment, sweep: Sweep) -> SweepRun:
     line = f"  {sweep.name}: {_states(states) or 'no job'} in {wall:.0f} s"
     lab.console.print(line + ("" if returncode == 0 else f" (exit status {returncode})"))
     if not states or (returncode != 0 and "missing" in states):
-        tail = (folder / LOG).read_text().splitlines()[-15:]
+        lines = [line for line in (folder / LOG).read_text().splitlines() if line.strip()]
+        if lines and lines[-1].startswith("error: "):  # train.py's one-line config error
+            raise LabError(_cannot_run(exp, lab.overrides, lines[-1][len("error: ") :], folder))
         raise LabError(
             f"sweep {sweep.name} of {exp.name} failed (exit status {returncode}); the end of "
-            f"{folder / LOG}:\n" + "\n".join(tail)
+            f"{folder / LOG}:\n" + "\n".join(lines[-15:])
         )
     return SweepRun(sweep, folder, command, record)
+
+
+def _cannot_run(exp: Experiment, overrides: list[str], why: str, folder: Path) -> str:
+    """One line: the experiment cannot take these overrides, train.py's reason, and the groups
+    its yaml chooses itself that the overrides replaced (the likely cause)."""
+    given = f" with {' '.join(overrides)}" if overrides else ""
+    own = _own_choices(exp.name)
+    replaced = [
+        f"{group}={own[group]}"
+        for group, _, choice in (o.partition("=") for o in overrides)
+        if group in own and choice != own[group]
+    ]
+    built = f" (it is built on {' '.join(replaced)})" if replaced else ""
+    return f"{exp.name} cannot run{given}{built}: {why} ({folder / LOG})"
+
+
+def _own_choices(name: str) -> dict[str, str]:
+    """The config groups the experiment's yaml sets itself (`- override /model: rnn`)."""
+    from omegaconf import OmegaConf
+
+    from deeptune.config import CONFIG_DIR
+
+    config = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "experiment" / f"{name}.yaml"))
+    defaults = config.get("defaults") or []
+    own = {}
+    for entry in defaults:
+        for key, value in entry.items() if isinstance(entry, dict) else ():
+            own[key.removeprefix("override ").strip().lstrip("/")] = str(value)
+    return own
 
 
 def _previous_record(folder: Path, args: list[str], force: bool) -> dict | None:

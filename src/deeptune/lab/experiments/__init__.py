@@ -11,6 +11,7 @@ from deeptune.lab.experiments import (
     optimizers,
     recurrent,
     regularization,
+    residual,
     restarts_ensembles,
     search_strategies,
     shuffling,
@@ -30,6 +31,7 @@ MODULES = (
     restarts_ensembles,
     recurrent,
     shuffling,
+    residual,
 )
 EXPERIMENTS: dict[str, Experiment] = {m.EXPERIMENT.name: m.EXPERIMENT for m in MODULES}
 NAMES = tuple(EXPERIMENTS)
