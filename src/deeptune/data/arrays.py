@@ -21,7 +21,12 @@ from deeptune.data.datamodule import scale
 from deeptune.data.loaders import LoaderDataModule, targets
 from deeptune.errors import ConfigError
 
-CHUNK_BYTES = 64 * 2**20  # rows read at a time by the statistics pass
+CHUNK_BYTES = 16 * 2**20  # rows read at a time by the statistics pass
+# Bytes a reader may keep mapped before handing them back: resident memory stays under about
+# this much above the interpreter's. A page fault maps the 16 pages around the one read (Linux's
+# fault-around, 64 KiB) when they are in the page cache, so a row counts for that much more.
+RESIDENT_BYTES = 64 * 2**20
+FAULT_AROUND = 16 * mmap.PAGESIZE
 
 
 def open_array(path, key: str) -> np.ndarray:
@@ -34,11 +39,15 @@ def open_array(path, key: str) -> np.ndarray:
         raise ConfigError(key, str(path), f"not a .npy array: {err}") from None
 
 
+def advise(array: np.ndarray, advice: int) -> None:
+    handle = getattr(array, "_mmap", None)
+    if handle is not None and hasattr(handle, "madvise"):  # no madvise on Windows
+        handle.madvise(advice)
+
+
 def release(array: np.ndarray) -> None:
     """Drop the mapping's resident pages from this process (the page cache keeps them)."""
-    handle = getattr(array, "_mmap", None)
-    if handle is not None and hasattr(handle, "madvise"):
-        handle.madvise(mmap.MADV_DONTNEED)
+    advise(array, mmap.MADV_DONTNEED)
 
 
 class RowSet(Dataset):
@@ -47,7 +56,7 @@ class RowSet(Dataset):
 
     def __init__(self, path: str, rows: np.ndarray, y: torch.Tensor, scaler: dict | None):
         self.path, self.rows, self.y, self.scaler = path, rows, y, scaler
-        self._x = None
+        self._x, self._mapped = None, 0
 
     def __getstate__(self):
         return {**self.__dict__, "_x": None}
@@ -62,12 +71,20 @@ class RowSet(Dataset):
     def __getitems__(self, keys):
         if self._x is None:
             self._x = np.load(self.path, mmap_mode="r")
+            advise(self._x, mmap.MADV_RANDOM)  # rows in random order: no read-ahead from disk
         keys = np.asarray(keys)
         rows = self.rows[keys]
         order = np.argsort(rows, kind="stable")  # read forward through the file
         x = np.empty((len(rows), *self._x.shape[1:]), dtype=np.float32)
-        x[order] = scale(self._x[rows[order]], self.scaler)
-        release(self._x)
+        per_row = self._x[0].nbytes + FAULT_AROUND  # what reading a row may map, at most
+        step = max(1, RESIDENT_BYTES // per_row)
+        for start in range(0, len(rows), step):  # a big batch is read in parts, each released
+            part = order[start : start + step]
+            x[part] = scale(self._x[rows[part]], self.scaler)
+            self._mapped += len(part) * per_row
+            if self._mapped >= RESIDENT_BYTES:
+                release(self._x)
+                self._mapped = 0
         return torch.from_numpy(x), self.y[torch.from_numpy(keys)]
 
 
