@@ -127,7 +127,9 @@ def test_what_torch_or_lightning_refuses_is_named_by_its_key(train_cfg):
 
 @pytest.mark.parametrize("override", ["stepwise.strategy=lower_first", "finetune.freeze=[0]"])
 def test_layer_schedules_need_an_mlp(train_cfg, override):
-    with pytest.raises(ConfigError, match="works on model=mlp's hidden layers"):
+    with pytest.raises(
+        ConfigError, match="works on the hidden layers of a network with a `hidden`"
+    ):
         train(train_cfg("model=rnn", override))
 
 

@@ -25,6 +25,7 @@ from deeptune.models.schema import NetNode
 from deeptune.run.schema import TrainerNode
 
 if TYPE_CHECKING:  # the sources import scikit-learn, a second that --help should not pay
+    from deeptune.data.component import ComponentData
     from deeptune.data.sources import Table
 
 log = logging.getLogger(__name__)
@@ -111,21 +112,73 @@ def without(node: DictConfig, keys) -> DictConfig:
     return node
 
 
-def datamodule(cfg: DictConfig, table: "Table"):
+def data(cfg: DictConfig) -> "Table | ComponentData":
+    """The data every run mode carries: the `Table` of `data.source` (the tensor path), or the
+    description of a component data module (a `data._target_` of the user's:
+    deeptune.data.component)."""
+    from deeptune.data import component
+
+    if component.is_component(cfg.data):
+        return component.describe(cfg)
+    return source(cfg)
+
+
+def datamodule(cfg: DictConfig, data: "Table | ComponentData"):
+    """One fit's data module: the table's split, or a fresh component module set up for fit."""
+    from deeptune.data.component import ComponentData
+
+    fold = (cfg.cv.fold, cfg.cv.folds) if cfg.cv.fold is not None else None
+    if isinstance(data, ComponentData):  # the module reads its own data
+        return component_datamodule(cfg, fold=fold)
     # The table is built already; the shortcuts were for the source.
     node = without(cfg.data, ("source", *DataNode.BUILDER_KEYS))
-    fold = (cfg.cv.fold, cfg.cv.folds) if cfg.cv.fold is not None else None
-    return build(node, "data", source=table, fold=fold)
+    return build(node, "data", source=data, fold=fold)
+
+
+def component_module(cfg: DictConfig, fold: tuple[int, int] | None = None):
+    """A component data module as constructed (cheap, reads nothing): what a checkpoint rebuilds
+    before `load_state_dict`. `fold` goes to a constructor that takes one."""
+    from deeptune.data.component import constructor_node, takes
+
+    target = locate(cfg.data._target_, "data")
+    extra = {"fold": fold} if fold is not None and takes(target, "fold") else {}
+    return build(constructor_node(cfg.data, target), "data", **extra)
+
+
+def component_datamodule(cfg: DictConfig, fold: tuple[int, int] | None = None):
+    """A component data module prepared and set up for fit, as the contract promises, before
+    the trainer exists (Lightning sets it up again inside trainer.fit: setup must be idempotent)."""
+    dm = component_module(cfg, fold)
+    what = str(cfg.data._target_).rpartition(".")[2]
+    steps = (("prepare_data()", dm.prepare_data), ("setup('fit')", lambda: dm.setup("fit")))
+    for step, call in steps:
+        try:
+            call()
+        except ConfigError:
+            raise
+        except Exception as err:  # a missing folder, a bad path: one line, the cause chained
+            message = " ".join(str(err).split())[:300] or type(err).__name__
+            why = f"{what}.{step} failed: {type(err).__name__}: {message}"
+            raise ConfigError("data._target_", cfg.data._target_, why) from err
+    return dm
 
 
 def module(cfg: DictConfig, dm, pretrained: bool = True):
     """The network in the LightningModule of the data's task; `finetune.from` loads weights
     (unless pretrained=False: a checkpoint is about to overwrite them)."""
+    from deeptune.data.component import contract, takes
     from deeptune.models.module import module_class
 
+    dm = contract(dm)  # a component module's attributes, checked, its defaults filled in
     # Every model takes the same two: one sample's shape and the number of outputs.
     node = without(cfg.model, NetNode.BUILDER_KEYS)
-    net = build(node, "model", input_shape=list(dm.input_shape), outputs=dm.num_outputs)
+    # debug=overfit asks for model.dropout=0: a network without a dropout knob has none already
+    if node.get("dropout") == 0 and not takes(locate(node._target_, "model"), "dropout"):
+        node = without(node, ("dropout",))
+    shape = {"input_shape": list(dm.input_shape), "outputs": dm.num_outputs}
+    if (vocab := getattr(dm, "vocab_size", None)) is not None:  # token ids: the net embeds them
+        shape["vocab_size"] = vocab
+    net = build(node, "model", **shape)
     optimizer = build(cfg.optimizer, "optimizer")
     scheduler = build(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None
     _probe(cfg, optimizer, scheduler)

@@ -1,7 +1,8 @@
 """The validation phase: a composed config is checked here, in one place, before anything runs.
 
     validate(cfg)                       the schema: every key, type and range; before torch loads
-    validate_against_data(cfg, table)   what depends on the data set: its task, its classes
+    validate_against_data(cfg, data)    what depends on the data set (a Table, or a component
+                                        data module's description): its task, its classes
     validate_against_model(cfg, net, dm) what depends on the built objects: the report's layer,
                                         batch norm against the batches
 
@@ -24,7 +25,6 @@ from deeptune.diagnostics import schema as _diagnostics  # noqa: F401
 from deeptune.errors import ConfigError
 from deeptune.lab import schema as _lab  # noqa: F401
 from deeptune.loggers import schema as _loggers  # noqa: F401
-from deeptune.models.schema import HIDDEN_LAYER_MODELS
 from deeptune.optim.schema import CLOSURE_OPTIMIZERS
 from deeptune.run.schema import (
     ENSEMBLES,
@@ -250,18 +250,12 @@ def _check_closure_optimizer(optimizer: dict, trainer: dict) -> None:
 
 
 def _check_layer_schedules(c: dict) -> None:
-    """Step-wise training and frozen layers work on the MLP's hidden blocks."""
+    """Step-wise training and frozen layers work on a network's `hidden` blocks: whether it has
+    them is known once it is built (validate_against_model); the MLP's depth is known now."""
     freeze, strategy = c["finetune"]["freeze"], c["stepwise"]["strategy"]
     model = c["model"]
-    if model.get("_target_") not in HIDDEN_LAYER_MODELS:
-        for key, value in (("stepwise.strategy", strategy), ("finetune.freeze", freeze)):
-            if value not in ("none", []):
-                raise ConfigError(
-                    key, value, f"works on model=mlp's hidden layers, not {model.get('_target_')}"
-                )
-        return
     depth = model.get("depth", 2)
-    if any(i >= depth for i in freeze):
+    if model.get("_target_") == "deeptune.models.mlp.MLP" and any(i >= depth for i in freeze):
         raise ConfigError(
             "finetune.freeze",
             freeze,
@@ -280,10 +274,16 @@ def _check_layer_schedules(c: dict) -> None:
 def validate_against_data(cfg: DictConfig, table) -> dict[str, str]:
     """The metrics, the objective, the watched metrics, the ensemble, the folds and the report
     fit the data set: a classification is judged by acc, f1 or loss, a regression by mse, r2 or
-    loss, and either by the `metrics` group's that score it. {name: 'max' or 'min'} of every
-    value the `metrics` group logs, for metrics.json."""
+    loss, and either by the `metrics` group's that score it. `table`: the Table, or a component
+    data module's description (deeptune.data.component), whose folds it checks as it can.
+    {name: 'max' or 'min'} of every value the `metrics` group logs, for metrics.json."""
+    from deeptune.data.component import ComponentData, check_folds
+
     task = tasks.task(table.task)
-    data = str(cfg.data.source.get("_target_")).rpartition(".")[2]
+    component = isinstance(table, ComponentData)
+    if component:
+        check_folds(cfg, table)
+    data = table.name if component else str(cfg.data.source.get("_target_")).rpartition(".")[2]
     configured = {}
     if cfg.get("metrics"):  # torchmetrics (and torch) load only for a run that has some
         from deeptune import metrics
@@ -328,7 +328,9 @@ def validate_against_data(cfg: DictConfig, table) -> dict[str, str]:
             "report.confusion", True, "needs a classification data set (this one is regression)"
         )
     folds = cfg.cv.folds
-    if folds > 1 and task.name == "classification":
+    if component:  # its sizes are the module's own: it refuses a split it cannot make
+        pass
+    elif folds > 1 and task.name == "classification":
         smallest = min(int((table.y == k).sum()) for k in range(len(table.classes)))
         if smallest < folds:
             raise ConfigError(
@@ -364,6 +366,7 @@ def validate_against_model(cfg: DictConfig, net, datamodule) -> None:
         from deeptune.diagnostics.final_model import hooked_module
 
         hooked_module(net, cfg.report.tsne_layer)
+    _check_hidden_layers(cfg, net)
     norms = [m for m in net.modules() if type(m).__name__.startswith("BatchNorm")]
     if norms and getattr(datamodule, "smallest_train_batch", None) == 1:
         raise ConfigError(
@@ -371,6 +374,36 @@ def validate_against_model(cfg: DictConfig, net, datamodule) -> None:
             cfg.data.get("batch_size"),
             f"{datamodule.train_size} training samples leave a batch of one sample, which batch "
             "norm cannot normalise: use another batch size, or model.norm=layer",
+        )
+
+
+def _check_hidden_layers(cfg: DictConfig, net) -> None:
+    """Step-wise training and frozen layers work on any network with a `hidden` ModuleList."""
+    from torch import nn
+
+    freeze, strategy = list(cfg.finetune.freeze), cfg.stepwise.strategy
+    asked = [
+        (key, value)
+        for key, value in (("stepwise.strategy", strategy), ("finetune.freeze", freeze))
+        if value not in ("none", [])
+    ]
+    if not asked:
+        return
+    hidden = getattr(net, "hidden", None)
+    if not isinstance(hidden, nn.ModuleList):
+        key, value = asked[0]
+        raise ConfigError(
+            key,
+            value,
+            "works on the hidden layers of a network with a `hidden` nn.ModuleList (as "
+            f"model=mlp has); {type(net).__name__} ({cfg.model._target_}) has none",
+        )
+    if any(i >= len(hidden) for i in freeze):
+        raise ConfigError(
+            "finetune.freeze",
+            freeze,
+            f"must be a list of hidden layer indices in 0..{len(hidden) - 1} "
+            f"({type(net).__name__} has {len(hidden)})",
         )
 
 

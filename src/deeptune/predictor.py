@@ -25,8 +25,11 @@ class Predictor:
         self.members, self.method = members, method
         self.state = members[0].deeptune_state
         self.task, self.classes = self.state["task"], list(self.state["classes"])
-        self.features = list(self.state["features"])
+        self.features = list(self.state["features"] or [])
         self.input_shape = tuple(self.state["input_shape"])
+        # A component data module's fitted state (deeptune.run.portable); None: the tensor path
+        self.component = self.state.get("datamodule")
+        self._datamodule = None
 
     def raw(self, x, key: str = "x", ignore=()) -> np.ndarray:
         """Raw features in training order: a DataFrame's columns matched by name (`ignore`d
@@ -47,9 +50,59 @@ class Predictor:
 
     def outputs(self, x, key: str = "x", ignore=()) -> torch.Tensor:
         """(members, n, classes) logits, or (members, n) predicted numbers."""
+        if self.component is not None:
+            return self._component_outputs(x, key)
         x = torch.from_numpy(scale(self.raw(x, key, ignore), self.state["scaler"]))
         with torch.no_grad():
             return torch.stack([torch.cat([m(b) for b in x.split(BATCH)]) for m in self.members])
+
+    def datamodule(self):
+        """The component data module, rebuilt from the saved config with its fitted state
+        restored (never set up: the training data need not be here)."""
+        if self._datamodule is None:
+            from omegaconf import OmegaConf
+
+            from deeptune import builders
+
+            cfg = OmegaConf.create(self.state["config"])
+            dm = builders.component_module(cfg)
+            dm.load_state_dict(self.component.get("state") or {})
+            self._datamodule = dm
+        return self._datamodule
+
+    def network_inputs(self, x, key: str = "x"):
+        """What the network reads: a tensor (n, *input_shape) or a dict of tensors as given, or
+        raw inputs through the data module's `predict_inputs(raw)`."""
+        if not (torch.is_tensor(x) or _is_tensor_dict(x)):
+            dm = self.datamodule()
+            if not callable(getattr(dm, "predict_inputs", None)):
+                raise ConfigError(
+                    key,
+                    type(x).__name__,
+                    f"{type(dm).__name__} has no predict_inputs(raw) to turn raw inputs into "
+                    "network inputs: pass a tensor of shape (n, "
+                    f"{', '.join(map(str, self.input_shape))}) or a dict of tensors",
+                )
+            x = dm.predict_inputs(x)
+        if torch.is_tensor(x) and tuple(x.shape[1:]) != self.input_shape:
+            shape = ", ".join(str(d) for d in self.input_shape)
+            raise ConfigError(
+                key, f"shape {tuple(x.shape)}", f"need a tensor of shape (n, {shape})"
+            )
+        return x
+
+    def _component_outputs(self, x, key: str) -> torch.Tensor:
+        x = self.network_inputs(x, key)
+        if torch.is_tensor(x):
+            batches = x.split(BATCH)
+        else:  # a dict of tensors, cut along the batch axis together
+            names = list(x)
+            batches = [
+                dict(zip(names, b, strict=True))
+                for b in zip(*(x[n].split(BATCH) for n in names), strict=True)
+            ]
+        with torch.no_grad():
+            return torch.stack([torch.cat([m(b) for b in batches]) for m in self.members])
 
     def proba_of(self, logits: torch.Tensor) -> np.ndarray:
         from deeptune.run.ensemble import probabilities
@@ -104,6 +157,10 @@ class Predictor:
         if single:
             figures["loss"] = float(self.members[0].loss(logits[0], target))
         return figures
+
+
+def _is_tensor_dict(x) -> bool:
+    return isinstance(x, dict) and bool(x) and all(torch.is_tensor(v) for v in x.values())
 
 
 def check_columns(columns: list[str], features: list[str], key: str, ignore=(), value=None) -> None:

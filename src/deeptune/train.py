@@ -1,8 +1,9 @@
 """`python train.py [overrides]`: train, keep the best checkpoint, test it, report.
 
 The config is checked whole before torch and lightning are imported, so a typo costs a second,
-not the five those imports take; then the data set is loaded and checked against the config,
-and the run (one model, K folds or N restarts: deeptune.run.repeat) goes into its folder.
+not the five those imports take; then the data set is loaded (or the user's data module set up:
+deeptune.data.component) and checked against the config, and the run (one model, K folds or
+N restarts: deeptune.run.repeat) goes into its folder.
 """
 
 import time
@@ -34,13 +35,13 @@ def train(cfg: DictConfig) -> float | list[float]:
 
 def _train(cfg: DictConfig) -> float | list[float]:
     try:
-        table = builders.source(cfg)
-        directions = validate_against_data(cfg, table)
+        data = builders.data(cfg)  # a Table, or a component data module's description
+        directions = validate_against_data(cfg, data)
         if previous := resume.interrupted_run(cfg):
             cfg = derive(cfg, {"paths.output_dir": str(previous)})
         apply_threads(cfg.threads)
         started = time.perf_counter()
-        metrics, is_main = repeat.run(cfg, table)
+        metrics, is_main = repeat.run(cfg, data)
     except Interrupted as stop:
         resume.record_interruption(cfg, stop)
         raise

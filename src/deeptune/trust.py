@@ -40,6 +40,7 @@ ALLOWED_TEXT = (
 )
 
 _trusted: ContextVar[bool] = ContextVar("trusted", default=False)
+_own: ContextVar[frozenset] = ContextVar("own_targets", default=frozenset())
 
 
 @contextmanager
@@ -52,18 +53,38 @@ def trusting(trusted: bool):
         _trusted.reset(token)
 
 
+@contextmanager
+def own_targets(cfg):
+    """Within this block, saved configs may name the targets the running config names: a run
+    reading back its own restarts (the ensemble) just wrote them, a user's data module or
+    network included. A saved run read later by another command still needs trust_config."""
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    token = _own.set(_own.get() | {t for _, t in _targets(plain) if isinstance(t, str)})
+    try:
+        yield
+    finally:
+        _own.reset(token)
+
+
 def check_saved_config(config: dict, origin: Path) -> None:
     """Refuse a config read from `origin` that names a target outside the allow-list."""
     if _trusted.get():
         return
-    refused = [(key, target) for key, target in _targets(config) if not allowed(target)]
+    own = _own.get()
+    refused = [
+        (key, target)
+        for key, target in _targets(config)
+        if target not in own and not allowed(target)
+    ]
     # A node copied by interpolation (callbacks.grad_health.model) is named by its origin.
     for key, target in sorted(refused, key=lambda kt: kt[0].count("."))[:1]:
         raise ConfigError(
             f"{key}._target_",
             target,
-            f"{origin} is not trusted to run it: {ALLOWED_TEXT}; "
-            f"if you trust that folder, add {TRUST_KEY}=true",
+            f"{origin} is not trusted to run it: {ALLOWED_TEXT}; if you trust that folder, "
+            f"pass deeptune.load(path, {TRUST_KEY}=True) in Python, or add {TRUST_KEY}=true",
         )
 
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from deeptune.builders import class_names
 from deeptune.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -24,10 +25,18 @@ CONFUSION_FILE, TSNE_FILE = "confusion_matrix.png", "tsne.png"
 def hooked_module(net: torch.nn.Module, layer: str | None) -> tuple[torch.nn.Module, bool]:
     """The module whose activations t-SNE embeds, and whether to take its input (the head's input
     is the last hidden representation) rather than its output."""
-    if layer is None:
-        return net.head, True
     modules = dict(net.named_modules())
+    if layer is None and isinstance(getattr(net, "head", None), torch.nn.Module):
+        return net.head, True
     if layer not in modules or not layer:
+        if layer is None:  # a network of the user's without a `head`: name a layer instead
+            names = [n for n in modules if n and n.count(".") <= 1]
+            raise ConfigError(
+                "report.tsne_layer",
+                None,
+                f"{type(net).__name__} has no `head` module whose input t-SNE embeds: name a "
+                "module, e.g. report.tsne_layer=" + (names[-1] if names else "<name>"),
+            )
         names = [n for n in modules if n and n.count(".") <= 1]
         raise ConfigError(
             "report.tsne_layer", layer, "a module of the network: " + ", ".join(names)
@@ -35,8 +44,10 @@ def hooked_module(net: torch.nn.Module, layer: str | None) -> tuple[torch.nn.Mod
     return modules[layer], False
 
 
-def predict(model, x: torch.Tensor, batch_size: int, layer: str | None):
-    """Outputs and the chosen layer's activations (flattened) over x, in eval mode."""
+def predict(model, x, batch_size: int, layer: str | None):
+    """Outputs and the chosen layer's activations (flattened) over x, in eval mode. `x`: a
+    tensor, split into batches of `batch_size`, or an iterable of batches (a component data
+    module's loader, its inputs already on the model's device)."""
     module, take_input = hooked_module(model.net, layer)
     captured = []
 
@@ -52,7 +63,8 @@ def predict(model, x: torch.Tensor, batch_size: int, layer: str | None):
     model.eval()
     try:
         with torch.no_grad():
-            outputs = torch.cat([model(xb).cpu() for xb in x.split(batch_size)])
+            batches = x.split(batch_size) if torch.is_tensor(x) else x
+            outputs = torch.cat([model(xb).cpu() for xb in batches])
     finally:
         hook.remove()
         model.train(was_training)
@@ -139,9 +151,14 @@ def final_report(cfg: DictConfig, model, datamodule, out_dir: Path, loggers) -> 
     """The `report` entry of metrics.json; PNGs in the run folder (and in W&B when it logs)."""
     opts = cfg.report
     split = "test" if cfg.get("test") else "val"
-    x, y = datamodule.tensors[split]
-    classes = list(datamodule.table.classes)
-    outputs, features = predict(model, x, cfg.data.eval_batch_size, opts.get("tsne_layer"))
+    classes = class_names(datamodule)
+    if hasattr(datamodule, "tensors"):
+        x, y = datamodule.tensors[split]
+        batch_size = cfg.data.eval_batch_size
+    else:  # a component data module: its own loader, batched as it batches
+        x, y = _loader_inputs(datamodule, split, model.device)
+        batch_size = None
+    outputs, features = predict(model, x, batch_size, opts.get("tsne_layer"))
     y = y.cpu()
     out: dict = {"split": split}
     images = {}
@@ -168,6 +185,19 @@ def final_report(cfg: DictConfig, model, datamodule, out_dir: Path, loggers) -> 
     _to_wandb(loggers, out, images, out_dir)
     log.info("final-model report: %s", ", ".join(str(out_dir / f) for f in images.values()))
     return out
+
+
+def _loader_inputs(datamodule, split: str, device):
+    """(the inputs of every batch of `split`, on `device`; their targets, concatenated)."""
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
+    from deeptune.data.component import split_batches
+
+    xs, ys = [], []
+    for xb, yb in split_batches(datamodule, split):
+        xs.append(move_data_to_device(xb, device))
+        ys.append(yb.cpu())
+    return xs, torch.cat(ys)
 
 
 def _to_wandb(loggers, report: dict, images: dict, out_dir: Path) -> None:

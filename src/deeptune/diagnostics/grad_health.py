@@ -139,7 +139,9 @@ class GradHealth(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         x, y = batch
-        if not self.enabled or x.ndim != 3 or not self.history:
+        # (batch, time, features) of numbers: a dict of token ids has no time-step gradient
+        sequence = torch.is_tensor(x) and x.ndim == 3 and x.is_floating_point()
+        if not self.enabled or not sequence or not self.history:
             return
         if self.history[-1]["step"] != trainer.global_step - 1 or "time" in self.history[-1]:
             return  # measure time steps on the batches whose layer norms were just taken

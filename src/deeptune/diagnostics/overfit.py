@@ -24,9 +24,8 @@ class OverfitCheck(L.Callback):
         loss = trainer.callback_metrics.get(self.monitor)
         loss = float(loss) if loss is not None else float("nan")
         passed = loss < self.threshold
-        samples = trainer.overfit_batches * (
-            trainer.datamodule.batch_size if trainer.datamodule else 1
-        )
+        # a component data module may batch without a `batch_size` attribute
+        samples = trainer.overfit_batches * getattr(trainer.datamodule, "batch_size", 1)
         self.result = {
             "passed": passed,
             "final_loss": loss,

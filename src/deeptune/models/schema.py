@@ -63,6 +63,3 @@ class RNNNode(NetNode):
     layers: Int(ge=1, le=1000) = None
     bidirectional: bool = None
     dropout: Probability = None
-
-
-HIDDEN_LAYER_MODELS = {"deeptune.models.mlp.MLP"}  # stepwise and freeze work on net.hidden[i]

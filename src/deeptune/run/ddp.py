@@ -26,6 +26,11 @@ def child_command(local_rank: int) -> tuple[list[str], str]:
         command = [sys.executable, os.path.abspath(sys.argv[0])]
     else:
         command = [sys.executable, "-m", __main__.__spec__.name]
+    # The user's config folder (--config-dir, where data=mine or model=mynet live) is no
+    # override: without it a child rank could not compose the job.
+    for source in hydra_cfg.runtime.config_sources:
+        if source.provider == "command-line" and source.schema == "file":
+            command += ["--config-dir", source.path]
     out_dir = os.environ.get(OUTPUT_DIR_VAR, hydra_cfg.runtime.output_dir)
     command += [
         *hydra_cfg.overrides.task,

@@ -17,6 +17,7 @@ import yaml
 
 from deeptune import trust
 from deeptune.builders import class_names
+from deeptune.data.component import contract, outputs_and_targets, split_batches
 from deeptune.errors import ConfigError
 from deeptune.metrics import flatten, task_metrics
 from deeptune.run.saved import load_run
@@ -26,8 +27,17 @@ MANIFEST = "ensemble.yaml"
 
 def member_outputs(model, datamodule, splits) -> dict[str, torch.Tensor]:
     """One member's outputs on whole splits: logits, or predicted numbers (eval mode, no grad)."""
+    if not hasattr(datamodule, "tensors"):  # a component data module: its own loaders
+        return {s: outputs_and_targets(model, datamodule, s)[0] for s in splits}
     with torch.no_grad():
         return {s: model(datamodule.tensors[s][0].cpu()) for s in splits}
+
+
+def split_targets(datamodule, split: str) -> torch.Tensor:
+    """A split's targets, in the order member_outputs walks it."""
+    if not hasattr(datamodule, "tensors"):
+        return torch.cat([y.cpu() for _, y in split_batches(datamodule, split)])
+    return datamodule.tensors[split][1].cpu()
 
 
 def probabilities(logits: torch.Tensor, method: str) -> torch.Tensor:
@@ -54,19 +64,21 @@ def combine(logits: torch.Tensor, method: str) -> torch.Tensor:
     return probabilities(logits, method).argmax(-1)
 
 
-def evaluate(method: str, ckpts: list[Path], splits, table=None) -> dict:
-    """{split: {metric: value}} of the combined members; all share the first member's split."""
-    first = load_run(ckpts[0], ckpt=ckpts[0], table=table)
+def evaluate(method: str, ckpts: list[Path], splits, data=None) -> dict:
+    """{split: {metric: value}} of the combined members; all share the first member's split.
+    `data`: the run's data (builders.data), when the caller has it."""
+    first = load_run(ckpts[0], ckpt=ckpts[0], data=data)
     members = [first] + [
-        load_run(c, ckpt=c, table=first.table, datamodule=first.datamodule) for c in ckpts[1:]
+        load_run(c, ckpt=c, data=first.data, datamodule=first.datamodule) for c in ckpts[1:]
     ]
     per_member = [member_outputs(m.model, first.datamodule, splits) for m in members]
     dm, out = first.datamodule, {}
+    spec = contract(dm)  # task, classes, outputs: a component module's read as the net's were
     for split in splits:
         preds = scored(torch.stack([m[split] for m in per_member]), method)
-        y = dm.tensors[split][1].cpu()
-        metrics = task_metrics(dm.task, dm.num_outputs, first.cfg.get("metrics"))
-        values = flatten(metrics(preds, y), class_names(dm), dm.num_outputs)
+        y = split_targets(dm, split)
+        metrics = task_metrics(spec.task, spec.num_outputs, first.cfg.get("metrics"))
+        values = flatten(metrics(preds, y), class_names(spec), spec.num_outputs)
         out[split] = {name: float(value) for name, value in values.items()}
     return out
 

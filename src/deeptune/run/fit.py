@@ -31,9 +31,10 @@ class Parts:
     trainer: object
 
 
-def assemble(cfg: DictConfig, table) -> Parts:
-    """Build the data module, the model, the loggers, the callbacks and the trainer."""
-    datamodule = builders.datamodule(cfg, table)
+def assemble(cfg: DictConfig, data) -> Parts:
+    """Build the data module, the model, the loggers, the callbacks and the trainer. `data`: the
+    Table, or a component data module's description (deeptune.data.component)."""
+    datamodule = builders.datamodule(cfg, data)
     model = builders.module(cfg, datamodule)
     model.deeptune_state = portable.describe(cfg, datamodule)  # into every checkpoint
     validate_against_model(cfg, model.net, datamodule)
@@ -45,7 +46,7 @@ def assemble(cfg: DictConfig, table) -> Parts:
     return Parts(datamodule, model, loggers, callbacks, trainer)
 
 
-def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
+def fit_one(cfg: DictConfig, data) -> tuple[dict, bool]:
     """Fit, evaluate the kept checkpoint; (metrics, whether this process is rank 0)."""
     import lightning as L
 
@@ -54,7 +55,7 @@ def fit_one(cfg: DictConfig, table) -> tuple[dict, bool]:
     ddp.use_job_commands(str(out_dir))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     cfg = derive(cfg, hparams.grouping(cfg))  # the sweep's W&B group, MLflow's run name
-    parts = assemble(cfg, table)
+    parts = assemble(cfg, data)
     trainer = parts.trainer
     loggers = list(parts.loggers.values())
     if trainer.is_global_zero:

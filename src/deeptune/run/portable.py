@@ -19,20 +19,34 @@ VERSION = 1
 
 
 def describe(cfg: DictConfig, datamodule) -> dict:
-    """The `deeptune` entry of a checkpoint of a model trained on `datamodule`."""
+    """The `deeptune` entry of a checkpoint of a model trained on `datamodule`. A component
+    data module (deeptune.data.component) adds `datamodule`: its fitted state (Lightning's
+    `state_dict()`: plain values), which `deeptune.load(ckpt).predict(raw)` restores into a
+    module rebuilt from the config to call its `predict_inputs(raw)`."""
     from deeptune import provenance
+    from deeptune.builders import class_names
+    from deeptune.data.component import contract
 
-    table = datamodule.table
+    table = getattr(datamodule, "table", None)  # the tensor path's
     source = cfg.data.get("source") or {}
+    spec = contract(datamodule)
+    if table is not None:
+        features, scaler, component = table.feature_names, datamodule.scaler, None
+    else:
+        names = spec.feature_names
+        features, scaler = list(names) if names is not None else None, None
+        component = {"state": datamodule.state_dict()}
     return {
         "version": VERSION,
         "config": OmegaConf.to_container(cfg, resolve=True),
-        "task": table.task,
-        "classes": [str(c) for c in table.classes],
-        "features": table.feature_names,
-        "input_shape": [int(d) for d in datamodule.input_shape],
+        "task": spec.task,
+        "classes": class_names(spec),
+        "features": features,
+        "input_shape": [int(d) for d in spec.input_shape],
+        "vocab_size": getattr(spec, "vocab_size", None),
         "target": source.get("target"),  # a CSV's label column: not a feature when predicting
-        "scaler": datamodule.scaler,
+        "scaler": scaler,
+        "datamodule": component,
         "provenance": provenance.collect(),
     }
 
@@ -74,6 +88,7 @@ def rebuild(state: dict, origin: Path):
         input_shape=tuple(state["input_shape"]),
         num_outputs=1 if task == "regression" else len(classes),
         classes=classes,
+        vocab_size=state.get("vocab_size"),
     )
     with torch.random.fork_rng():  # building draws initial weights: leave the caller's RNG be
         model = builders.module(cfg, shape, pretrained=False)

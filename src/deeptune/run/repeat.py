@@ -23,19 +23,20 @@ from deeptune.run import fit
 SPREAD_SPLITS = ("val", "test")
 
 
-def run(cfg: DictConfig, table) -> tuple[dict, bool]:
-    """(metrics, whether this process is rank 0) of the whole run."""
+def run(cfg: DictConfig, data) -> tuple[dict, bool]:
+    """(metrics, whether this process is rank 0) of the whole run. `data`: the Table, or a
+    component data module's description (deeptune.data.component)."""
     parts = variants(cfg)
     if not parts:
-        return fit.fit_one(cfg, table)
-    runs, is_main = _fit_parts(parts, table)
+        return fit.fit_one(cfg, data)
+    runs, is_main = _fit_parts(parts, data)
     summary, spread = summarize(runs)
     if cfg.cv.folds > 1:
         summary["cv"] = {"folds": cfg.cv.folds, **spread}
     else:
         summary["restarts"] = {"n": len(parts), "seeds": [p.seed for p in parts], **spread}
         if cfg.ensemble != "none" and is_main:
-            summary["ensemble"] = _ensemble(cfg, table, runs)
+            summary["ensemble"] = _ensemble(cfg, data, runs)
     if is_main:
         outputs.save_config(cfg, Path(cfg.paths.output_dir))
     return summary, is_main
@@ -75,21 +76,21 @@ def variants(cfg: DictConfig) -> list[DictConfig]:
     ]
 
 
-def _fit_parts(parts: list[DictConfig], table) -> tuple[list[dict], bool]:
+def _fit_parts(parts: list[DictConfig], data) -> tuple[list[dict], bool]:
     runs, is_main = [], True
     for part in parts:
-        metrics, is_main = fit_part(part, table)
+        metrics, is_main = fit_part(part, data)
         runs.append(metrics)
     return runs, is_main
 
 
-def fit_part(cfg: DictConfig, table) -> tuple[dict, bool]:
+def fit_part(cfg: DictConfig, data) -> tuple[dict, bool]:
     """One part in its own folder, with its own metrics.json. With `resume=auto` a part that
     finished before an interruption is read back, not fitted again."""
     out_dir = Path(cfg.paths.output_dir)
     if cfg.resume == "auto" and outputs.run_status(out_dir) == "completed":
         return json.loads((out_dir / outputs.METRICS_FILE).read_text()), True
-    metrics, is_main = fit.fit_one(cfg, table)
+    metrics, is_main = fit.fit_one(cfg, data)
     metrics.update(status="completed", seed=cfg.seed, provenance=provenance.collect())
     if is_main:
         outputs.save_metrics(metrics, out_dir)
@@ -134,11 +135,14 @@ def _spread(v) -> dict:
     }
 
 
-def _ensemble(cfg: DictConfig, table, runs: list[dict]) -> dict:
+def _ensemble(cfg: DictConfig, data, runs: list[dict]) -> dict:
+    from deeptune import trust
     from deeptune.run import ensemble
 
     splits = ("val", "test") if cfg.test else ("val",)
     ckpts = [Path(r["best_checkpoint"]) for r in runs]
-    figures = ensemble.evaluate(cfg.ensemble, ckpts, splits, table=table)
+    # The members' configs are this run's: the targets this command named are trusted in them.
+    with trust.own_targets(cfg):
+        figures = ensemble.evaluate(cfg.ensemble, ckpts, splits, data=data)
     manifest = ensemble.save_manifest(Path(cfg.paths.output_dir), cfg.ensemble, ckpts)
     return {"method": cfg.ensemble, **figures, "manifest": str(manifest)}

@@ -13,13 +13,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from deeptune import builders, outputs, trust
 from deeptune.config import derive, validate, validate_against_data
+from deeptune.data.component import ComponentData
 from deeptune.errors import ConfigError
 from deeptune.run.portable import describe
 
 
 class LoadedRun(NamedTuple):
     cfg: DictConfig
-    table: object
+    data: object  # the Table, or a component data module's description (builders.data)
     datamodule: object
     model: object  # the LightningModule, in eval mode, on the CPU
 
@@ -62,24 +63,26 @@ def rebuilt_config(saved: dict, origin: Path) -> DictConfig:
     return derive(OmegaConf.create(saved), {"ckpt_path": None, "finetune.from": None})
 
 
-def load_run(path: Path, ckpt: Path | None = None, table=None, datamodule=None) -> LoadedRun:
+def load_run(path: Path, ckpt: Path | None = None, data=None, datamodule=None) -> LoadedRun:
     """The run at `path` (its folder, or one of its checkpoints), with the weights of `ckpt`
-    when given (else as initialised). `table` and `datamodule`: the data set and its split, when
-    the caller has them already (the members of an ensemble share one)."""
+    when given (else as initialised). `data` and `datamodule`: the data set (builders.data) and
+    its split, when the caller has them already (the members of an ensemble share one)."""
     import lightning as L
 
     state = load_weights(Path(ckpt)) if ckpt is not None else None
     cfg = read_config(run_folder(path))
     validate(cfg)
-    table = table if table is not None else builders.source(cfg)
-    validate_against_data(cfg, table)
+    data = data if data is not None else builders.data(cfg)
+    validate_against_data(cfg, data)
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # as fit_one: seed, data, model
     if datamodule is None:  # builds no random state: seeding first keeps fit_one's order
-        datamodule = builders.datamodule(cfg, table)
-        datamodule.setup()
+        datamodule = builders.datamodule(cfg, data)
+        # the tensor path's splits onto the CPU; a component module, set up for fit already,
+        # also for test: its test split is scored outside a trainer (the ensembles)
+        datamodule.setup("test" if isinstance(data, ComponentData) else None)
     model = builders.module(cfg, datamodule, pretrained=False)
     model.deeptune_state = describe(cfg, datamodule)  # what an old checkpoint lacks
     if state is not None:
         model.load_state_dict(state)
     model.eval()
-    return LoadedRun(cfg, table, datamodule, model)
+    return LoadedRun(cfg, data, datamodule, model)

@@ -146,7 +146,7 @@ def _chance(ctx, df) -> float:
     try:
         from deeptune.run.saved import load_run
 
-        return 1 / max(len(load_run(jobs["path"].iloc[0]).table.classes), 1)
+        return 1 / max(len(load_run(jobs["path"].iloc[0]).data.classes), 1)
     except ConfigError:
         raise
     except Exception:
