@@ -348,3 +348,142 @@ def test_schema_refuses_bad_values_in_one_line():
         check_model(NpyNode, {**base, "path": "p"}, "data")
     with pytest.raises(ConfigError, match="data.num_workers"):
         check_model(NpyNode, {**base, "path": "p", "labels": "q", "num_workers": -1}, "data")
+
+
+# -- end to end: train.py's run modes and deeptune.load(ckpt).predict(raw) -------------------
+
+TOKENBAG = "_target_: helpers.nets.TokenBag\ndim: 16\n"  # deeptune has no text network yet
+KINDS = ["images", "text", "npy"]
+
+
+def data_overrides(kind: str, tmp_path) -> list[str]:
+    """The overrides that train `kind` on files written into tmp_path."""
+    if kind == "images":
+        root = write_images(tmp_path / "imgs", per_class=12)
+        return ["data=images", f"data.path={root}", "data.image_size=12", "model=mlp"]
+    if kind == "text":
+        path = write_text(tmp_path / "t.csv", n=80)
+        (tmp_path / "conf" / "model").mkdir(parents=True)
+        (tmp_path / "conf" / "model" / "tokenbag.yaml").write_text(TOKENBAG)
+        return [
+            f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+            *("data=text", f"data.path={path}", "data.max_length=8"),
+            *("data.text_column=review", "data.label_column=sentiment"),
+            *("model=tokenbag", "optimizer.lr=0.02"),
+        ]
+    write_arrays(tmp_path)
+    return ["data=npy", f"data.path={tmp_path / 'x.npy'}", f"data.labels={tmp_path / 'y.npy'}"]
+
+
+def new_inputs(kind: str, tmp_path):
+    """(raw inputs the model never saw, the labels they should get)."""
+    rng = np.random.default_rng(99)
+    if kind == "images":
+        (folder := tmp_path / "new").mkdir()
+        for name in CLASSES:
+            pattern(name, rng).save(folder / f"{name}.png")
+        return folder, list(CLASSES)  # a folder: its files in name order
+    if kind == "text":
+        return ["superb lovely nice", "dreadful poor grim"], ["pos", "neg"]
+    x = (rng.normal(size=(60, 5)) * [1, 2, 3, 4, 5] + [10, 0, -5, 1, 2]).astype(np.float32)
+    margin = x[:, 0] - 10 + x[:, 1]
+    x = x[np.abs(margin) > 2]  # clear of the boundary
+    return x, [str(int(v)) for v in x[:, 0] - 10 + x[:, 1] > 0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_restarts_ensemble_and_predict_on_new_raw_inputs(train_cfg, tmp_path, kind):
+    import json
+
+    import deeptune
+    from deeptune.train import train
+
+    cfg = train_cfg(
+        *data_overrides(kind, tmp_path),
+        *("restarts=2", "ensemble=mean_prob", "trainer.max_epochs=10"),
+    )
+    train(cfg)
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["restarts"]["n"] == 2 and metrics["ensemble"]["test"]["acc"] >= 0.8
+    raw, labels = new_inputs(kind, tmp_path)
+    trust = kind == "text"  # its network is the tests' own class, not deeptune's
+    model = deeptune.load(run / "restart_0" / "checkpoints" / "best.ckpt", trust_config=trust)
+    assert list(model.predict(raw)) == labels
+    ensemble = deeptune.load(run / "ensemble.yaml", trust_config=trust)
+    assert list(ensemble.predict(raw)) == labels
+    assert ensemble.predict_proba(raw).shape == (len(labels), len(model.classes))
+
+
+def test_kfold_and_repeatable_runs(train_cfg, tmp_path):
+    import json
+
+    from deeptune.train import train
+
+    data = data_overrides("npy", tmp_path)
+    train(train_cfg(*data, "cv.folds=3", "trainer.max_epochs=2", out="cv"))
+    folds = json.loads((tmp_path / "cv" / "metrics.json").read_text())["cv"]
+    assert folds["folds"] == 3 and len(folds["val"]["acc"]["runs"]) == 3
+    one = train(train_cfg(*data, "data.shuffle=true", "trainer.max_epochs=2", out="a"))
+    two = train(train_cfg(*data, "data.shuffle=true", "trainer.max_epochs=2", out="b"))
+    assert one == two  # the same seed, the same batches, the same model
+
+
+EXPERIMENT = """# @package _global_
+defaults:
+  - override /data: {data}
+  - override /model: {model}
+{keys}
+"""
+
+
+@pytest.mark.slow
+def test_one_optuna_sweep_over_all_three(tmp_path):
+    """2 trials each of data=images, text and npy, in one `train.py -m` (a grid over their
+    experiments and two learning rates)."""
+    import json
+    import os
+
+    import yaml
+    from helpers.runs import ROOT, run_cli
+
+    conf = tmp_path / "conf"
+    for kind in KINDS:
+        overrides = [o for o in data_overrides(kind, tmp_path) if not o.startswith("hydra.")]
+        picks = dict(o.split("=", 1) for o in overrides if "." not in o.split("=")[0])
+        keys = [o.split("=", 1) for o in overrides if "." in o.split("=")[0]]
+        nested: dict = {}
+        for key, value in keys:
+            group, name = key.split(".", 1)
+            nested.setdefault(group, {})[name] = yaml.safe_load(value)
+        text = EXPERIMENT.format(
+            data=picks["data"], model=picks.get("model", "mlp"), keys=yaml.safe_dump(nested)
+        )
+        (conf / "experiment").mkdir(parents=True, exist_ok=True)
+        (conf / "experiment" / f"loader_{kind}.yaml").write_text(text)
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    ran = run_cli(
+        str(ROOT / "train.py"),
+        *("-m", "--config-dir", str(conf), "hydra/sweeper=optuna", "hydra.sweeper.sampler=grid"),
+        "experiment=choice(loader_images, loader_text, loader_npy)",
+        "optimizer.lr=choice(0.01, 0.03)",
+        *("logger=csv", "callbacks=none", "threads=1", "trainer.max_epochs=2"),
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert results["trials"]["complete"] == 6
+    picked = []
+    for job in range(6):
+        saved = yaml.safe_load(
+            (tmp_path / "sweep" / str(job) / ".hydra" / "config.yaml").read_text()
+        )
+        metrics = json.loads((tmp_path / "sweep" / str(job) / "metrics.json").read_text())
+        assert metrics["status"] == "completed"
+        picked.append(saved["data"]["_target_"].rpartition(".")[2])
+    assert sorted(picked) == sorted(
+        ["ImageFolderDataModule", "TextDataModule", "ArrayDataModule"] * 2
+    )
