@@ -25,18 +25,19 @@ from _bench import PYTHON, TRAIN, check, child_env, console, load_text, run_chil
 
 
 def write_arrays(folder: Path, gib: float, features: int, block: int = 65536) -> tuple[Path, int]:
-    """Random rows, written block by block through a memory map (never whole in memory); the
-    label is the sign of the first two features' sum, so the MLP has something to learn."""
+    """Random rows, appended block by block to a .npy file (never whole in memory, and never
+    mapped: a child's peak RSS starts from what this process holds when it forks); the label is
+    the sign of the first two features' sum, so the MLP has something to learn."""
     rows = int(gib * 2**30) // (4 * features)
-    x = np.lib.format.open_memmap(folder / "x.npy", "w+", np.float32, (rows, features))
+    header = {"descr": "<f4", "fortran_order": False, "shape": (rows, features)}
     y = np.empty(rows, dtype=np.int64)
     rng = np.random.default_rng(0)
-    for start in range(0, rows, block):
-        chunk = rng.standard_normal((min(block, rows - start), features), dtype=np.float32)
-        x[start : start + len(chunk)] = chunk
-        y[start : start + len(chunk)] = chunk[:, 0] + chunk[:, 1] > 0
-    x.flush()
-    del x
+    with open(folder / "x.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for start in range(0, rows, block):
+            chunk = rng.standard_normal((min(block, rows - start), features), dtype=np.float32)
+            f.write(chunk.tobytes())
+            y[start : start + len(chunk)] = chunk[:, 0] + chunk[:, 1] > 0
     np.save(folder / "y.npy", y)
     return folder / "x.npy", rows
 
@@ -59,8 +60,8 @@ def main() -> None:
         argv = [
             PYTHON, str(TRAIN), "data=npy", f"data.path={path}", f"data.labels={folder / 'y.npy'}",
             "model=mlp", f"data.batch_size={args.batch_size}", f"data.num_workers={args.workers}",
-            "trainer.max_epochs=1", f"trainer.limit_train_batches={args.batches}",
-            "trainer.limit_val_batches=20", "test=false", "logger=csv", "threads=1",
+            "trainer.max_epochs=1", f"+trainer.limit_train_batches={args.batches}",
+            "+trainer.limit_val_batches=20", "test=false", "logger=csv", "threads=1",
             f"hydra.run.dir={folder / 'run'}",
         ]  # fmt: skip
         child = check(run_child(argv, cwd=folder, env=child_env(OMP_NUM_THREADS="1")), "training")

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from deeptune.data import text as text_module
-from deeptune.data.arrays import ArrayDataModule, chunked_scaler
+from deeptune.data.arrays import ArrayDataModule, Rows, chunked_scaler
 from deeptune.data.folders import ImageFolderDataModule, ImageSet, channel_stats
 from deeptune.data.loaders import SeededSampler
 from deeptune.data.schema import ImagesNode, NpyNode, TextNode
@@ -293,6 +293,16 @@ def test_npy_state_predicts_and_checks_shapes(tmp_path):
     np.save(tmp_path / "short.npy", np.zeros(5))
     with pytest.raises(ConfigError, match="data.labels.*5 labels for 200 rows"):
         arrays(tmp_path, labels=str(tmp_path / "short.npy"))
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_rows_are_read_by_index_without_a_mapping(tmp_path, order):
+    x = np.asarray(np.random.default_rng(2).normal(size=(50, 3, 2)), order=order)
+    np.save(tmp_path / "a.npy", x)
+    rows = Rows(str(tmp_path / "a.npy"))
+    wanted = np.array([0, 1, 2, 7, 9, 10, 49])  # runs of consecutive rows and single ones
+    assert np.array_equal(rows[wanted], x[wanted]) and rows.sample_shape == (3, 2)
+    assert (rows._file is None) == (order == "F")  # Fortran order: read through the map
 
 
 def test_chunked_scaler_matches_one_pass():

@@ -1,16 +1,21 @@
 """Arrays bigger than memory: `data=npy data.path=<x.npy> data.labels=<y.npy>`.
 
-The features file is memory-mapped (np.load(mmap_mode="r")) and each batch reads its rows by
-index, in the DataLoader's workers when `num_workers` > 0. After every read the mapping's pages
-are handed back to the page cache (madvise MADV_DONTNEED): the process's resident memory stays
-flat however big the file (scripts/bench_mmap.py measures it). The labels file is read whole.
+The features file is opened as a memory map (np.load(mmap_mode="r"): its header, shape and
+dtype, nothing read) and each batch reads its rows by index, in the DataLoader's workers when
+`num_workers` > 0. The rows are read with positioned reads (os.preadv, one per run of
+consecutive rows) into the batch's own buffer rather than through the map: a page fault on a
+mapping maps the page cache's whole folio around the row (Linux 6.x maps up to 2 MiB per fault
+for a freshly written file, so 1,000 random rows mapped 1.2 GiB here), and mapped pages count
+in the resident set until released. Read this way the process's resident memory stays flat
+however big the file (scripts/bench_mmap.py measures it); the kernel's page cache still serves
+repeated reads. The labels file is read whole.
 
-Standardisation (data.standardize, on by default like every data set here) costs one sequential
-pass over the training rows in chunks, float64 sums merged chunk by chunk; unscaled features
-train badly, and one pass is what an epoch reads anyway.
+Standardisation (data.standardize, on by default like every data set here) costs one pass over
+the training rows in sorted chunks, float64 sums merged chunk by chunk; unscaled features train
+badly, and the pass reads no more than an epoch does.
 """
 
-import mmap
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +27,6 @@ from deeptune.data.loaders import LoaderDataModule, targets
 from deeptune.errors import ConfigError
 
 CHUNK_BYTES = 16 * 2**20  # rows read at a time by the statistics pass
-# Bytes a reader may keep mapped before handing them back: resident memory stays under about
-# this much above the interpreter's. A page fault maps the 16 pages around the one read (Linux's
-# fault-around, 64 KiB) when they are in the page cache, so a row counts for that much more.
-RESIDENT_BYTES = 64 * 2**20
-FAULT_AROUND = 16 * mmap.PAGESIZE
 
 
 def open_array(path, key: str) -> np.ndarray:
@@ -39,27 +39,53 @@ def open_array(path, key: str) -> np.ndarray:
         raise ConfigError(key, str(path), f"not a .npy array: {err}") from None
 
 
-def advise(array: np.ndarray, advice: int) -> None:
-    handle = getattr(array, "_mmap", None)
-    if handle is not None and hasattr(handle, "madvise"):  # no madvise on Windows
-        handle.madvise(advice)
+class Rows:
+    """Rows of a .npy file by index, read into a fresh array (nothing stays mapped). Opened in
+    each process that reads: a pickled np.memmap would copy the whole file into every worker."""
 
+    def __init__(self, path: str):
+        self.path = path
+        self._file = self._map = None
 
-def release(array: np.ndarray) -> None:
-    """Drop the mapping's resident pages from this process (the page cache keeps them)."""
-    advise(array, mmap.MADV_DONTNEED)
+    def __getstate__(self):
+        return {"path": self.path, "_file": None, "_map": None}
+
+    def _open(self) -> None:
+        self._map = np.load(self.path, mmap_mode="r")
+        if not self._map.flags.c_contiguous or not hasattr(os, "preadv"):
+            return  # a Fortran-ordered file, or no preadv (Windows): read through the map
+        self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115 (kept open: many reads)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        if self._map is None:
+            self._open()
+        return self._map.shape[1:]
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        """`rows` sorted ascending -> (len(rows), *sample_shape) in the file's dtype."""
+        if self._map is None:
+            self._open()
+        x = self._map
+        if self._file is None:
+            return np.ascontiguousarray(x[rows])
+        out = np.empty((len(rows), *x.shape[1:]), dtype=x.dtype)
+        size = out[0].nbytes if len(rows) else 0
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        cuts = np.flatnonzero(np.diff(rows) != 1) + 1  # runs of consecutive rows: one read each
+        for first, stop in zip(np.r_[0, cuts], np.r_[cuts, len(rows)], strict=True):
+            want, at = (stop - first) * size, x.offset + int(rows[first]) * size
+            done = os.preadv(self._file.fileno(), [view[first * size : stop * size]], at)
+            if done != want:
+                raise OSError(f"{self.path}: short read ({done} of {want} bytes at {at})")
+        return out
 
 
 class RowSet(Dataset):
-    """Rows `rows` of a memory-mapped file, standardised. The map is opened in each process
-    that reads (a pickled np.memmap would copy the whole file into every worker)."""
+    """Rows `rows` of a .npy file, standardised."""
 
     def __init__(self, path: str, rows: np.ndarray, y: torch.Tensor, scaler: dict | None):
-        self.path, self.rows, self.y, self.scaler = path, rows, y, scaler
-        self._x, self._mapped = None, 0
-
-    def __getstate__(self):
-        return {**self.__dict__, "_x": None}
+        self.file, self.rows, self.y, self.scaler = Rows(path), rows, y, scaler
 
     def __len__(self):
         return len(self.rows)
@@ -69,22 +95,11 @@ class RowSet(Dataset):
         return x[0], y[0]
 
     def __getitems__(self, keys):
-        if self._x is None:
-            self._x = np.load(self.path, mmap_mode="r")
-            advise(self._x, mmap.MADV_RANDOM)  # rows in random order: no read-ahead from disk
         keys = np.asarray(keys)
         rows = self.rows[keys]
         order = np.argsort(rows, kind="stable")  # read forward through the file
-        x = np.empty((len(rows), *self._x.shape[1:]), dtype=np.float32)
-        per_row = self._x[0].nbytes + FAULT_AROUND  # what reading a row may map, at most
-        step = max(1, RESIDENT_BYTES // per_row)
-        for start in range(0, len(rows), step):  # a big batch is read in parts, each released
-            part = order[start : start + step]
-            x[part] = scale(self._x[rows[part]], self.scaler)
-            self._mapped += len(part) * per_row
-            if self._mapped >= RESIDENT_BYTES:
-                release(self._x)
-                self._mapped = 0
+        x = np.empty((len(rows), *self.file.sample_shape), dtype=np.float32)
+        x[order] = scale(self.file[rows[order]], self.scaler)
         return torch.from_numpy(x), self.y[torch.from_numpy(keys)]
 
 
@@ -153,11 +168,11 @@ def chunked_scaler(x: np.ndarray, train: np.ndarray) -> dict[str, list[float]]:
     al.), the population std as StandardScaler's, 1 for a constant feature."""
     features = x.shape[-1]
     rows = np.sort(train)
-    step = max(1, CHUNK_BYTES // max(1, x[0].nbytes))
+    step = max(1, CHUNK_BYTES // max(1, x.dtype.itemsize * int(np.prod(x.shape[1:]))))
     count, mean, m2 = 0, np.zeros(features), np.zeros(features)
+    read = Rows(x.filename).__getitem__ if isinstance(x, np.memmap) else x.__getitem__
     for start in range(0, len(rows), step):
-        chunk = np.asarray(x[rows[start : start + step]], dtype=np.float64).reshape(-1, features)
-        release(x)
+        chunk = np.asarray(read(rows[start : start + step]), np.float64).reshape(-1, features)
         n, chunk_mean = len(chunk), chunk.mean(0)
         delta = chunk_mean - mean
         m2 += ((chunk - chunk_mean) ** 2).sum(0) + delta**2 * count * n / (count + n)

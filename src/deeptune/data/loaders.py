@@ -44,15 +44,16 @@ class SeededSampler(DistributedSampler):
         n = len(self.dataset)
         if self.shuffle:
             generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-            order = torch.randperm(n, generator=generator).tolist()
+            order = torch.randperm(n, generator=generator).numpy()
         else:
-            order = list(range(n))
-        if self.drop_last:
-            order = order[: self.total_size]
-        else:
-            order += order[: self.total_size - n]  # pad (evaluation under DDP only)
+            order = np.arange(n)
+        # drop the tail (training), or repeat the head to pad (evaluation under DDP only)
+        order = np.resize(order, self.total_size)
         shard = order[self.rank : self.total_size : self.num_replicas]
-        return iter([(self.epoch, i) for i in shard] if self.with_epoch else shard)
+        # one index at a time from a numpy array: no list of millions of Python ints
+        if self.with_epoch:
+            return ((self.epoch, int(i)) for i in shard)
+        return map(int, shard)
 
 
 def as_batch(batch):
