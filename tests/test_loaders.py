@@ -120,8 +120,9 @@ def test_images_split_stratified_standardised_on_train_only(tmp_path):
 
 def test_images_lazy_reading_gives_the_same_batches_in_workers(tmp_path):
     root = write_images(tmp_path / "imgs", per_class=6)
-    kept = images(root)
-    lazy = images(root, in_memory_mb=0, num_workers=2)
+    aug = {"crop": 2, "flip": True}  # drawn from (seed, epoch, index): the same in a worker
+    kept = images(root, augment=aug)
+    lazy = images(root, in_memory_mb=0, num_workers=2, augment=aug)
     assert kept.in_memory and not lazy.in_memory and kept.scaler == lazy.scaler
     for a, b in zip(
         batches(kept.train_dataloader()), batches(lazy.train_dataloader()), strict=True
@@ -437,6 +438,26 @@ def test_kfold_and_repeatable_runs(train_cfg, tmp_path):
     one = train(train_cfg(*data, "data.shuffle=true", "trainer.max_epochs=2", out="a"))
     two = train(train_cfg(*data, "data.shuffle=true", "trainer.max_epochs=2", out="b"))
     assert one == two  # the same seed, the same batches, the same model
+
+
+def test_a_resumed_run_sees_the_same_batches_and_augmentation(train_cfg, tmp_path):
+    """3 epochs straight, or 1 then 2 more from its last.ckpt: the same weights to the bit
+    (shuffled, cropped and flipped). In one process deeptune's checkpoint restores torch's RNG
+    too; that workers draw the same is test_images_lazy_reading_gives_the_same_batches_..."""
+    from deeptune.train import train
+
+    data = [*data_overrides("images", tmp_path), "data.augment.crop=2", "data.augment.flip=true"]
+    data += ["data.batch_size=8"]
+    train(train_cfg(*data, "trainer.max_epochs=3", out="whole"))
+    train(train_cfg(*data, "trainer.max_epochs=1", out="first"))
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    train(train_cfg(*data, "trainer.max_epochs=3", f"ckpt_path={last}", out="resumed"))
+    weights = [
+        torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        for run in ("whole", "resumed")
+    ]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 EXPERIMENT = """# @package _global_
