@@ -9,7 +9,7 @@ from PIL import Image
 from deeptune.data import text as text_module
 from deeptune.data.arrays import ArrayDataModule, Rows, chunked_scaler
 from deeptune.data.folders import ImageFolderDataModule, ImageSet, channel_stats
-from deeptune.data.loaders import SeededSampler
+from deeptune.data.loaders import FITTED, SeededSampler
 from deeptune.data.schema import ImagesNode, NpyNode, TextNode
 from deeptune.data.text import TextDataModule
 from deeptune.errors import ConfigError
@@ -99,6 +99,8 @@ def test_sampler_order_is_a_function_of_seed_and_epoch_and_ranks_get_equal_shard
         list(SeededSampler(51, True, 3, rank=r, world_size=2, drop_last=True)) for r in (0, 1)
     ]
     assert len(shards[0]) == len(shards[1]) == 25 and not set(shards[0]) & set(shards[1])
+    # A DistributedSampler already: Lightning keeps it under DDP instead of wrapping it
+    assert isinstance(one, torch.utils.data.DistributedSampler)
 
 
 # -- images ---------------------------------------------------------------------------------
@@ -212,7 +214,9 @@ def test_text_batches_masks_and_a_tokenizer_fitted_on_train_only(tmp_path, monke
 
 def test_text_tokenizer_repeatable_and_restored_from_state(tmp_path):
     path = write_text(tmp_path / "t.csv")
-    one, two = texts(path), texts(path, tokenizer="bpe")
+    one = texts(path)
+    FITTED.clear()  # trained again, not taken from this process's last fit
+    two = texts(path, tokenizer="bpe")
     assert one.tokenizer.to_str() == two.tokenizer.to_str()
     assert all(
         same(a[0], b[0])
@@ -272,6 +276,18 @@ def test_npy_rows_by_index_scaled_with_chunked_train_statistics(tmp_path, monkey
     rows = np.asarray(list(dm.train_dataloader().sampler))[:32]
     expected = (x[train][rows] - exact.mean_) / exact.scale_
     assert np.allclose(xb.numpy(), expected, atol=1e-5) and np.array_equal(yb, y[train][rows])
+
+
+def test_a_fit_is_reused_for_the_same_files_and_training_split(tmp_path, monkeypatch):
+    write_arrays(tmp_path)
+    calls = []
+    monkeypatch.setattr("deeptune.data.arrays.chunked_scaler", lambda x, t: calls.append(1) or {})
+    arrays(tmp_path), arrays(tmp_path)  # the contract's look, then the fit: one pass
+    assert len(calls) == 1
+    arrays(tmp_path, split_seed=1)  # another training split: fitted again
+    np.save(tmp_path / "x.npy", np.load(tmp_path / "x.npy")[::-1].copy())  # rewritten
+    arrays(tmp_path)
+    assert len(calls) == 3
 
 
 def test_npy_workers_read_the_same_batches(tmp_path):

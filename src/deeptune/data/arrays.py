@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from deeptune.data.datamodule import scale
-from deeptune.data.loaders import LoaderDataModule, targets
+from deeptune.data.loaders import LoaderDataModule, fitted, targets
 from deeptune.errors import ConfigError
 
 CHUNK_BYTES = 16 * 2**20  # rows read at a time by the statistics pass
@@ -135,7 +135,8 @@ class ArrayDataModule(LoaderDataModule):
 
     def _datasets(self, indices):
         if self.standardize and self.scaler is None:
-            self.scaler = chunked_scaler(open_array(self.path, "data.path"), indices["train"])
+            x, train = open_array(self.path, "data.path"), indices["train"]
+            self.scaler = fitted("npy", [x.filename], train, (), lambda: chunked_scaler(x, train))
         return {
             name: RowSet(str(Path(self.path).expanduser()), rows, self.y[rows], self.scaler)
             for name, rows in indices.items()

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from deeptune.data.loaders import LoaderDataModule, class_indices, epoch_seed
+from deeptune.data.loaders import LoaderDataModule, class_indices, epoch_seed, fitted
 from deeptune.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
@@ -152,7 +152,10 @@ class ImageFolderDataModule(LoaderDataModule):
         else:
             images = self.files
         if self.standardize and self.scaler is None:
-            self.scaler = channel_stats(images, indices["train"], self.size, self.channels)
+            train, shape = indices["train"], (self.size, self.channels)
+            self.scaler = fitted(
+                "images", self.files, train, shape, lambda: channel_stats(images, train, *shape)
+            )
         self._images = images
         return self._build(indices)
 

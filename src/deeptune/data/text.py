@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from deeptune import extras
-from deeptune.data.loaders import LoaderDataModule, targets
+from deeptune.data.loaders import LoaderDataModule, fitted, targets
 from deeptune.errors import ConfigError
 
 PAD, UNK = "[PAD]", "[UNK]"  # ids 0 and 1
@@ -126,10 +126,19 @@ class TextDataModule(LoaderDataModule):
 
     def _datasets(self, indices):
         if self.tokenizer is None:  # fitted on the training texts only
-            train = self.texts.iloc[indices["train"]].tolist()
-            self.tokenizer = train_tokenizer(
-                train, self.kind, self.max_vocab, self.max_length, self.lowercase
+            from tokenizers import Tokenizer
+
+            train = indices["train"]
+            params = (self.text_column, self.kind, self.max_vocab, self.max_length, self.lowercase)
+            texts = self.texts.iloc[train].tolist()
+            saved = fitted(
+                "text",
+                [self.path],
+                train,
+                params,
+                lambda: train_tokenizer(texts, *params[1:]).to_str(),
             )
+            self.tokenizer = Tokenizer.from_str(saved)
         x = encode(self.tokenizer, self.texts.tolist())
         return {
             name: TokenSet({k: v[torch.from_numpy(i)] for k, v in x.items()}, self.y[i])
