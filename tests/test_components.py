@@ -99,6 +99,18 @@ class NoFold(Blobs):
         super().__init__(n=n, batch_size=batch_size, seed=seed)
 
 
+class Ramp(Blobs):
+    """A regression: the target is the sum of the features."""
+
+    task, classes = "regression", ()
+
+    def setup(self, stage=None):
+        super().setup(stage)
+        for name, data in self.splits.items():
+            x, _ = data.tensors
+            self.splits[name] = TensorDataset(x, x.sum(1))
+
+
 class NoTask(Blobs):
     task = None
 
@@ -231,6 +243,22 @@ def test_debug_presets_on_user_components(user_cfg, tmp_path, preset):
     m = _metrics(tmp_path / "run")
     assert m["status"] == "completed"
     assert "final_loss" in m["overfit"] if preset == "overfit" else "suggestion" in m["lr_find"]
+
+
+def test_a_regression_module(user_cfg, tmp_path):
+    ramp = ["data=mine", "model=mynet", "data._target_=mypkg.data.Ramp"]
+    train(user_cfg(*ramp, "optimized_metric=val/mse", "optimized_mode=min"))
+    assert "r2" in _metrics(tmp_path / "run")["test"]
+    with pytest.raises(
+        ConfigError, match=r"^optimized_metric='val/acc' is invalid: Ramp is a regr"
+    ):
+        train(user_cfg(*ramp, out="acc"))
+    votes = [*ramp, "optimized_metric=val/mse", "optimized_mode=min", "restarts=2"]
+    votes += ["ensemble=mean_prob", "callbacks=default"]
+    with pytest.raises(
+        ConfigError, match=r"^ensemble='mean_prob' is invalid: Ramp is a regression"
+    ):
+        train(user_cfg(*votes, out="votes"))
 
 
 def test_kfold_needs_a_fold_parameter(user_cfg, tmp_path):

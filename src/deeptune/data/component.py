@@ -1,17 +1,19 @@
 """A user's own LightningDataModule (`data._target_: mypkg.data.MyData`): what deeptune reads of it.
 
 The pipeline carries one object for "the data" from train.py to every run mode: the `Table` of
-the tensor path (deeptune.data.sources, fed by `data.source`), or, for any other `data._target_`,
-a `ComponentData`: the module's task, classes, one sample's shape and its other contract
-attributes (docs: CONTRACT.md), read from one instance built from the `data` node, prepared and
-set up for fit. Both answer `.task` and `.classes`, which is all the validation needs; each fit
-builds its own fresh module from the same node (deeptune.builders.datamodule).
+the tensor path (deeptune.data.sources, when `data.source` is a node), or, for a `data` node
+without one (`data._target_` names the user's module), a `ComponentData`: the module's task,
+classes, one sample's shape and its other contract attributes (the contract: docs in the README),
+read from one instance built from the `data` node, prepared and set up for fit. Both answer
+`.task` and `.classes`, which is all the validation needs; each fit builds its own fresh module
+from the same node (deeptune.builders.datamodule).
 
 The checks here turn a module that breaks the contract into one line naming `data._target_` and
 the attribute, before any network is built.
 """
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from omegaconf import DictConfig
@@ -19,7 +21,6 @@ from omegaconf import DictConfig
 from deeptune.errors import ConfigError
 from deeptune.tasks import TASKS
 
-TENSOR_MODULE = "deeptune.data.datamodule.TensorDataModule"
 # train.yaml's shared `data.*` keys, TensorDataModule's arguments, with the values they have
 # there: a component gets the ones its constructor takes; one it does not take is dropped when
 # left at this value, and refused in one line when set (the user meant it to do something).
@@ -38,8 +39,10 @@ SHARED_KEYS = {
 
 
 def is_component(data_node) -> bool:
-    """Whether `data._target_` names a data module of the user's, not the tensor path's."""
-    return str(data_node.get("_target_")) != TENSOR_MODULE
+    """Whether `data` is a component data module: one fed no `data.source` node (the tensor
+    path, TensorDataModule and its subclasses such as the lab's, is fed the source's Table)."""
+    source = data_node.get("source")
+    return not (isinstance(source, Mapping) and "_target_" in source)
 
 
 @dataclass(frozen=True)
@@ -79,10 +82,14 @@ def constructor_node(node: DictConfig, target) -> DictConfig:
         if key not in node or takes(target, key):
             continue
         if default is not None and node.get(key) != default:
+            try:
+                names = ", ".join(inspect.signature(target).parameters)
+            except (TypeError, ValueError):
+                names = "other keys"
             raise ConfigError(
                 f"data.{key}",
                 node.get(key),
-                f"{what} takes no {key} (a TensorDataModule key): set it in {what}'s own terms",
+                f"{what} takes no {key} (a key of deeptune's TensorDataModule); it takes {names}",
             )
         dropped.append(key)
     return without(node, dropped)
