@@ -15,8 +15,6 @@ from deeptune.data.text import TextDataModule
 from deeptune.errors import ConfigError
 from deeptune.schema import check_model
 
-pytest.importorskip("tokenizers")
-
 CLASSES = ("checks", "cols", "rows")
 
 
