@@ -532,3 +532,25 @@ def test_one_optuna_sweep_over_all_three(tmp_path):
     assert sorted(picked) == sorted(
         ["ImageFolderDataModule", "TextDataModule", "ArrayDataModule"] * 2
     )
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes(tmp_path):
+    """Two ranks read their own shards of data=npy through SeededSampler (a DistributedSampler,
+    so Lightning keeps it), the same number of steps each."""
+    import json
+
+    from helpers.runs import ROOT, run_cli
+
+    ran = run_cli(
+        str(ROOT / "train.py"),
+        *data_overrides("npy", tmp_path),
+        *("logger=csv", "callbacks=none", "threads=1", "trainer.max_epochs=2"),
+        *("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"),
+        f"hydra.run.dir={tmp_path / 'ddp'}",
+        cwd=tmp_path,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["status"] == "completed"
+    log = (tmp_path / "ddp" / "train.log").read_text()
+    assert "rank 1 of 2" in log and "rank 0 of 2" in log
