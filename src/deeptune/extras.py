@@ -10,6 +10,7 @@ EXTRAS = {
     "cmaes": "cmaes",
     "dashboard": "optuna_dashboard",
     "mlflow": "mlflow",
+    "parquet": "pyarrow",
     "slurm": "hydra_plugins.hydra_submitit_launcher",
 }
 # hydra/launcher choices -> the extra they need

@@ -3,17 +3,21 @@ data module's split, scaling and batching, and each source's own arguments."""
 
 from typing import Annotated, ClassVar, Literal
 
+from pydantic import Field
+
 from deeptune.errors import ConfigError
 from deeptune.schema import (
     Float,
     Fraction,
     Int,
+    Label,
     Name,
     Node,
     NonNegFloat,
     Path,
     PosInt,
     Required,
+    Section,
     Seed,
     schema,
 )
@@ -41,14 +45,18 @@ class DataNode(Node):
     BUILDER_KEYS: ClassVar[tuple[str, ...]] = ("seq_len",)
 
     def check(self, key: str) -> None:
-        val = self.val_fraction if self.val_fraction is not None else 0.15
-        test = self.test_fraction if self.test_fraction is not None else 0.15
-        if val + test >= 0.9:
-            raise ConfigError(
-                f"{key}.val_fraction",
-                val,
-                f"val_fraction + test_fraction must stay below 0.9 (test_fraction={test})",
-            )
+        check_fractions(self, key)
+
+
+def check_fractions(node: Node, key: str) -> None:
+    val = node.val_fraction if node.val_fraction is not None else 0.15
+    test = node.test_fraction if node.test_fraction is not None else 0.15
+    if val + test >= 0.9:
+        raise ConfigError(
+            f"{key}.val_fraction",
+            val,
+            f"val_fraction + test_fraction must stay below 0.9 (test_fraction={test})",
+        )
 
 
 @schema("deeptune.data.sources.digits", "deeptune.data.sources.digits_images")
@@ -116,3 +124,64 @@ class NpzNode(Node):
     features_key: Name = None
     target_key: Name = None
     task: Task = None
+
+
+# ---------------------------------------------------------------------------------------------
+# The DataLoader path (deeptune.data.loaders): data modules that read files themselves.
+
+
+class LoaderNode(Node):
+    """train.yaml's shared `data.*` keys (no `source`) and the DataLoader's own."""
+
+    batch_size: PosInt = None
+    eval_batch_size: PosInt = None
+    val_fraction: Fraction = None
+    test_fraction: Fraction = None
+    split_seed: Seed = None
+    shuffle: bool = None
+    seed: Seed = None
+    num_workers: Int(ge=0, le=1024) = None  # processes reading batches; 0 = the main process
+    pin_memory: bool = None  # page-locked batches: faster copies to a GPU
+    persistent_workers: bool = None  # keep the workers between epochs (num_workers > 0)
+
+    def check(self, key: str) -> None:
+        check_fractions(self, key)
+
+
+class Augment(Section):
+    crop: Int(ge=0, le=4096) = None  # pad by this many pixels, crop back at a random offset
+    flip: bool = None  # mirror left-right with probability 1/2
+
+
+ImageSize = PosInt | Annotated[list[PosInt], Field(min_length=2, max_length=2)]
+
+
+@schema("deeptune.data.folders.ImageFolderDataModule")
+class ImagesNode(LoaderNode):
+    path: Annotated[Path, Required("data.path=<folder of class folders>")]
+    image_size: ImageSize = None
+    channels: Literal[1, 3] = None
+    standardize: bool = None
+    augment: Augment = None
+    in_memory_mb: NonNegFloat = None
+
+
+@schema("deeptune.data.text.TextDataModule")
+class TextNode(LoaderNode):
+    path: Annotated[Path, Required("data.path=<table.csv or table.parquet>")]
+    text_column: Label = None
+    label_column: Label = None
+    task: Task = None
+    tokenizer: Literal["bpe", "wordlevel"] = None
+    vocab_size: Int(ge=3, le=10_000_000) = None
+    max_length: Int(ge=1, le=1_000_000) = None
+    lowercase: bool = None
+    standardize: Literal[False] = None  # token ids are not standardised
+
+
+@schema("deeptune.data.arrays.ArrayDataModule")
+class NpyNode(LoaderNode):
+    path: Annotated[Path, Required("data.path=<features.npy>")]
+    labels: Annotated[Path, Required("data.labels=<labels.npy>")]
+    task: Task = None
+    standardize: bool = None
