@@ -377,7 +377,6 @@ def test_schema_refuses_bad_values_in_one_line():
 
 # -- end to end: train.py's run modes and deeptune.load(ckpt).predict(raw) -------------------
 
-TOKENBAG = "_target_: helpers.nets.TokenBag\ndim: 16\n"  # deeptune has no text network yet
 KINDS = ["images", "text", "npy"]
 
 
@@ -385,16 +384,17 @@ def data_overrides(kind: str, tmp_path) -> list[str]:
     """The overrides that train `kind` on files written into tmp_path."""
     if kind == "images":
         root = write_images(tmp_path / "imgs", per_class=12)
-        return ["data=images", f"data.path={root}", "data.image_size=12", "model=mlp"]
+        return [
+            *("data=images", f"data.path={root}", "data.image_size=12"),
+            *("model=cnn", "model.depth=2", "model.width=8", "optimizer.lr=0.01"),
+        ]
     if kind == "text":
         path = write_text(tmp_path / "t.csv", n=80)
-        (tmp_path / "conf" / "model").mkdir(parents=True)
-        (tmp_path / "conf" / "model" / "tokenbag.yaml").write_text(TOKENBAG)
         return [
-            f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
             *("data=text", f"data.path={path}", "data.max_length=8"),
             *("data.text_column=review", "data.label_column=sentiment"),
-            *("model=tokenbag", "optimizer.lr=0.02"),
+            *("model=transformer", "model.depth=1", "model.width=16", "model.heads=2"),
+            "optimizer.lr=0.01",
         ]
     write_arrays(tmp_path)
     return ["data=npy", f"data.path={tmp_path / 'x.npy'}", f"data.labels={tmp_path / 'y.npy'}"]
@@ -432,12 +432,38 @@ def test_restarts_ensemble_and_predict_on_new_raw_inputs(train_cfg, tmp_path, ki
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["restarts"]["n"] == 2 and metrics["ensemble"]["test"]["acc"] >= 0.8
     raw, labels = new_inputs(kind, tmp_path)
-    trust = kind == "text"  # its network is the tests' own class, not deeptune's
-    model = deeptune.load(run / "restart_0" / "checkpoints" / "best.ckpt", trust_config=trust)
+    model = deeptune.load(run / "restart_0" / "checkpoints" / "best.ckpt")
     assert list(model.predict(raw)) == labels
-    ensemble = deeptune.load(run / "ensemble.yaml", trust_config=trust)
+    ensemble = deeptune.load(run / "ensemble.yaml")
     assert list(ensemble.predict(raw)) == labels
     assert ensemble.predict_proba(raw).shape == (len(labels), len(model.classes))
+    # predict.py on a folder, a table of texts, a .npy: what deeptune.load predicted
+    import pandas as pd
+    from helpers.runs import compose_cfg
+
+    from deeptune.predict import predict
+
+    source = raw
+    if kind == "text":
+        source = tmp_path / "new.csv"
+        pd.DataFrame({"review": raw}).to_csv(source, index=False)
+    elif kind == "npy":
+        np.save(source := tmp_path / "new.npy", raw)
+    ckpt = run / "restart_0" / "checkpoints" / "best.ckpt"
+    out = tmp_path / "preds.csv"
+    args = [f"ckpt_path={ckpt}", f"input={source}", f"output={out}", "chunk_size=2"]
+    assert predict(compose_cfg("predict", args, tmp_path / "predict")) == len(labels)
+    assert list(pd.read_csv(out)["prediction"].astype(str)) == labels
+
+
+def test_token_ids_need_a_network_that_embeds_them(train_cfg, tmp_path):
+    from deeptune.train import train
+
+    text = [o for o in data_overrides("text", tmp_path) if not o.startswith("model")]
+    with pytest.raises(
+        ConfigError, match=r"model='MLP' is invalid: .*token ids.*model=transformer"
+    ):
+        train(train_cfg(*text, "model=mlp"))
 
 
 def test_kfold_and_repeatable_runs(train_cfg, tmp_path):

@@ -304,6 +304,8 @@ def validate_against_data(cfg: DictConfig, table) -> dict[str, str]:
     data = table.name if component else str(cfg.data.source.get("_target_")).rpartition(".")[2]
     shape = tuple(table.input_shape) if component else tuple(table.x.shape[1:])
     _check_input_shape(cfg.model, shape, data)
+    if component and table.vocab_size is not None:
+        _check_token_input(cfg.model, table.vocab_size, data)
     configured = {}
     if cfg.get("metrics"):  # torchmetrics (and torch) load only for a run that has some
         from deeptune import metrics
@@ -375,6 +377,22 @@ def _check_input_shape(model: DictConfig, shape: tuple[int, ...], data: str) -> 
         name,
         f"data={data} gives samples of shape {shape}, and it needs {node.INPUT_HINT}",
     )
+
+
+def _check_token_input(model: DictConfig, vocab_size: int, data: str) -> None:
+    """Token ids are indices into an embedding: a network that takes no vocab_size cannot read
+    them (an MLP would multiply the ids as if they were numbers)."""
+    from deeptune.builders import locate
+    from deeptune.data.component import takes
+
+    target = str(model.get("_target_"))
+    if not takes(locate(target, "model"), "vocab_size"):
+        raise ConfigError(
+            "model",
+            target.rpartition(".")[2],
+            f"data={data} gives token ids (vocab_size={vocab_size}), and it takes no vocab_size "
+            "to embed them: use model=transformer, or a network of yours that takes vocab_size",
+        )
 
 
 def _not_watchable(cfg, task, data, key, split, name, modes, configured) -> str:

@@ -1,5 +1,8 @@
 """`python predict.py ckpt_path=<best.ckpt | ensemble.yaml> input=new.csv output=preds.csv`.
 
+A model of an image folder, a text table or a .npy (data=images, text, npy, or your own data
+module) predicts a folder of images, a table of texts or a .npy's rows (`input=new_images/`).
+
 The checkpoint alone says how to read the rows (deeptune.run.portable): the feature columns by
 name, the training scaler, the class labels. A CSV is read, predicted and written `chunk_size`
 rows at a time, so memory stays flat however long the file; an .npz (sequence models) is one
@@ -33,14 +36,17 @@ def predict(cfg: DictConfig) -> int:
 
 
 def _predict(cfg: DictConfig) -> int:
-    ckpt, source = _required(cfg, "ckpt_path"), _required(cfg, "input")
-    if source.suffix not in (".csv", ".npz"):
-        raise ConfigError("input", str(source), "a .csv table or an .npz archive")
+    ckpt, source = _required(cfg, "ckpt_path"), _required(cfg, "input", folder=True)
     from deeptune.predictor import load
 
     predictor = load(ckpt, trust_config=cfg.trust_config)
-    read = _csv_chunks if source.suffix == ".csv" else _npz_chunks
-    chunks = read(source, predictor, cfg)
+    if predictor.component is not None:  # images, texts, arrays: the data module reads them
+        chunks = _component_chunks(source, predictor, cfg)
+    elif source.suffix in (".csv", ".npz"):
+        read = _csv_chunks if source.suffix == ".csv" else _npz_chunks
+        chunks = read(source, predictor, cfg)
+    else:
+        raise ConfigError("input", str(source), "a .csv table or an .npz archive")
     output = Path(cfg.output).expanduser()
     started = time.perf_counter()
     with _progress(f"predicting {source.name}") as advance:
@@ -50,14 +56,50 @@ def _predict(cfg: DictConfig) -> int:
     return rows
 
 
-def _required(cfg: DictConfig, key: str) -> Path:
+def _required(cfg: DictConfig, key: str, folder: bool = False) -> Path:
     if not cfg[key]:
         usage = "python predict.py ckpt_path=<run>/checkpoints/best.ckpt input=new.csv"
         raise ConfigError(key, None, f"required: {usage}")
     path = Path(cfg[key]).expanduser()
-    if not path.is_file():
-        raise ConfigError(key, str(path), "no such file")
+    if not (path.is_file() or (folder and path.is_dir())):
+        raise ConfigError(key, str(path), "no such file" + (" or folder" if folder else ""))
     return path
+
+
+def _component_chunks(path: Path, predictor, cfg: DictConfig):
+    """(ids, raw inputs) per chunk for a model of a component data module (data=images, text,
+    npy or the user's), which turns them into network inputs (its `predict_inputs`): a folder's
+    files (sorted; their paths are the ids), a .npy's rows (memory-mapped), a table's rows
+    (data=text reads its text column; `id_column` as for a CSV), or one file."""
+    if path.is_dir():
+        files = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+        if not files:
+            raise ConfigError("input", str(path), "the folder holds no files")
+        for start in range(0, len(files), cfg.chunk_size):
+            part = files[start : start + cfg.chunk_size]
+            yield part, [str(path / f) for f in part]
+        return
+    if path.suffix == ".npy":
+        rows = np.load(path, mmap_mode="r", allow_pickle=False)  # flat memory however long
+        for start in range(0, len(rows), cfg.chunk_size):
+            yield None, np.array(rows[start : start + cfg.chunk_size])
+        return
+    if path.suffix in (".csv", ".parquet"):
+        import pandas as pd
+
+        table = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+        if cfg.id_column and cfg.id_column not in table.columns:
+            raise ConfigError("id_column", cfg.id_column, f"not a column of {path.name}")
+        column = predictor.state["config"].get("data", {}).get("text_column")
+        if column is not None and column not in table.columns:
+            have = ", ".join(map(str, table.columns))
+            raise ConfigError("input", str(path), f"has no column {column!r} (it has {have})")
+        for start in range(0, len(table), cfg.chunk_size):
+            chunk = table.iloc[start : start + cfg.chunk_size]
+            ids = chunk[cfg.id_column] if cfg.id_column else None
+            yield ids, (chunk[column].tolist() if column is not None else chunk)
+        return
+    yield [path.name], [str(path)]
 
 
 def _csv_chunks(path: Path, predictor, cfg: DictConfig):
@@ -104,7 +146,7 @@ def _write(chunks, predictor, output: Path, id_column, advance) -> int:
             for ids, x in chunks:
                 frame = predictor.frame(x)
                 if ids is not None:
-                    frame.insert(0, id_column, np.asarray(ids))
+                    frame.insert(0, id_column or "file", np.asarray(ids))
                 frame.to_csv(f, header=rows == 0, index=False)
                 rows += len(frame)
                 advance(len(frame))
