@@ -48,6 +48,7 @@ EXPECT = re.compile(
     r"(?:(?P<tol>±|×/)\s*(?P<amount>[\d.eE+-]+)\s*(?P<pct>%?))?$"
 )
 NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+OUTSIDE_QUOTES = re.compile(r';(?=(?:[^"]*"[^"]*")*[^"]*$)')  # the expectations' separator
 ADDING_BASELINE = 0.167  # MSE of always predicting 1.0 on the adding problem
 
 
@@ -127,7 +128,7 @@ def parse(readme: str) -> list[Check]:
         line = readme[: match.start()].count("\n") + 1
         if command not in shown:
             raise ValueError(f"README.md:{line}: {command!r} is in no code block of the README")
-        items = [parse_expectation(e) for e in expect.split(";") if e.strip()]
+        items = [parse_expectation(e) for e in OUTSIDE_QUOTES.split(expect) if e.strip()]
         checks.append(Check(command, items, line))
     return checks
 
@@ -161,12 +162,20 @@ def argv(command: str, run_dir: Path, threads: int) -> list[str]:
     if words[0] == "python" and not words[1].startswith("-"):
         words[0], words[1] = sys.executable, str(ROOT / words[1])
         if Path(words[1]).name == "train.py":
-            words += [f"hydra.run.dir={run_dir}", "logger=csv", f"threads={threads}"]
+            own = any(w.startswith("hydra.run.dir=") for w in words)  # a later command reads it
+            words += [*([] if own else [f"hydra.run.dir={run_dir}"]), "logger=csv"]
+            words.append(f"threads={threads}")
     return words
 
 
+def run_folder(command: str, work: Path, n: int) -> Path:
+    """Where the command's run lands: its own hydra.run.dir, or one the check gives it."""
+    own = [w.split("=", 1)[1] for w in shlex.split(command) if w.startswith("hydra.run.dir=")]
+    return work / own[-1] if own else work / f"run_{n}"
+
+
 def run(check: Check, work: Path, n: int, threads: int) -> bool:
-    run_dir = work / f"run_{n}"
+    run_dir = run_folder(check.command, work, n)
     started = time.perf_counter()
     # This checkout's deeptune, whichever one the environment has installed.
     path = os.pathsep.join([str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])

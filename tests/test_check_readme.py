@@ -47,6 +47,14 @@ def test_tolerances(expectation, good, bad):
     assert not item.holds(None)
 
 
+def test_a_quoted_text_may_hold_the_separator():
+    readme = (
+        '```bash\npython x.py\n```\n<!-- check: python x.py expect: stdout ~ "a; b"; exit = 0 -->'
+    )
+    items = check_readme.parse(readme)[0].expect
+    assert [str(i) for i in items] == ['stdout ~ "a; b"', "exit = 0"]
+
+
 def test_leaves_plateau_is_the_first_epoch_below_half_the_baseline(tmp_path):
     (tmp_path / "csv").mkdir()
     rows = ["epoch,val/mse", "0,0.17", "0,", "1,0.09", "2,0.05", "3,0.001"]
