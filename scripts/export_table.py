@@ -1,7 +1,7 @@
 """Write one of scikit-learn's bundled data sets as a CSV or NPZ file, to try data=csv / data=npz.
 
-python scripts/export_table.py wine wine.csv
-python train.py data=csv data.source.path=wine.csv data.source.target=label
+python scripts/export_table.py wine scratch/wine.csv
+python train.py data=csv data.source.path=scratch/wine.csv data.source.target=label
 """
 
 import argparse
@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="a .csv (header + label column) or .npz (x, y)")
     args = parser.parse_args()
     bunch = LOADERS[args.dataset]()
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # e.g. the README's scratch/
     if args.out.suffix == ".npz":
         np.savez(args.out, x=bunch.data, y=bunch.target)
     elif args.out.suffix == ".csv":

@@ -192,9 +192,10 @@ def module(cfg: DictConfig, dm, pretrained: bool = True):
     )
     if not (pretrained and ft["from"]):
         return task_module(net, dm.num_outputs, optimizer, scheduler)
-    from deeptune.models.pretrained import load_pretrained
+    from deeptune.models.pretrained import check_frozen_were_loaded, load_pretrained
 
     report = load_pretrained(net, ft["from"])
+    check_frozen_were_loaded(list(ft.freeze), report)
     # The head always learns at the full rate, even when its shape let it be loaded.
     old = [n for n in report["loaded"] if not n.startswith("head.")]
     model = task_module(
