@@ -9,6 +9,7 @@ import re
 import sys
 from types import SimpleNamespace
 
+import numpy as np
 import optuna
 import pytest
 import yaml
@@ -176,7 +177,7 @@ def test_optimized_metric_as_a_list_is_validated(train_cfg):
         with pytest.raises(ConfigError, match=message):
             validate(train_cfg(f"optimized_metric={metric}"))
     regression = train_cfg("optimized_metric=[val/acc,val/mse]", "data=moons")
-    table = SimpleNamespace(task="classification")
+    table = SimpleNamespace(task="classification", x=np.zeros((4, 2)))  # moons: 2 features
     with pytest.raises(ConfigError, match=r"optimized_metric\[1\]='val/mse' is invalid: moons is"):
         validate_against_data(regression, table)
 
