@@ -18,6 +18,7 @@ import pandas as pd
 from rich.box import SIMPLE_HEAD
 from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 from scipy import stats
 
 from deeptune import tasks
@@ -410,7 +411,18 @@ def print_top(sweep: Sweep, agg, top: int, path: Path, hint: str | None, front=N
     if front is not None:
         lines.append(f"Pareto front: trials {', '.join(map(str, front['job']))}")
     lines += [*([hint] if hint else []), f"report: {path}"]
-    Console().print(*lines, sep="\n")
+    print_lines(lines)
+
+
+def print_lines(lines: list) -> None:
+    """Tables at the console's width; text lines whole (paths and commands stay one line to
+    copy), none read as rich markup (an override such as [relu,tanh])."""
+    console = Console()
+    for line in lines:
+        if isinstance(line, str):
+            console.print(line, soft_wrap=True, markup=False, highlight=False)
+        else:
+            console.print(line)
 
 
 def best_table(sweep: Sweep, agg: pd.DataFrame | None, top: int) -> Group:
@@ -437,11 +449,14 @@ def best_table(sweep: Sweep, agg: pd.DataFrame | None, top: int) -> Group:
             cells = [str(row["job"]), show(row["value"], ".4f")]
             cells += [show(row[key], ".4g") for key in sweep.others]
             cells += [row["state"]] if states else []
-            table.add_row(*cells, overrides_text(row, sweep.varied))
-        return Group(title, table)
+            table.add_row(*map(Text, [*cells, overrides_text(row, sweep.varied)]))
+        return Group(Text(title), table)
     shown = agg.head(top)
     keys = [k for k in sweep.varied if k != "seed"]
-    title = f"best {len(shown)} of {len(agg)} configurations by {sweep.metric}, mean ± std over "
+    many = "s" if len(agg) > 1 else ""
+    title = (
+        f"best {len(shown)} of {len(agg)} configuration{many} by {sweep.metric}, mean ± std over "
+    )
     title += f"seeds ({better} is better)"
     table = Table(**box)
     table.add_column("jobs", overflow="fold")
@@ -451,8 +466,9 @@ def best_table(sweep: Sweep, agg: pd.DataFrame | None, top: int) -> Group:
     for _, row in shown.iterrows():
         spread = "" if pd.isna(row["std"]) else f" ± {row['std']:.4f}"
         jobs = ",".join(map(str, row["jobs"]))
-        table.add_row(jobs, f"{row['mean']:.4f}{spread}", str(row["n"]), overrides_text(row, keys))
-    return Group(title, table)
+        cells = [jobs, f"{row['mean']:.4f}{spread}", str(row["n"]), overrides_text(row, keys)]
+        table.add_row(*map(Text, cells))
+    return Group(Text(title), table)
 
 
 def overrides_text(row: pd.Series, keys: list[str]) -> str:

@@ -26,6 +26,8 @@ class SweepSummary(Callback):
         self.top = top  # jobs (or configurations over seeds) listed
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if "optimized_metric" not in config:  # eval.py / predict.py -m: nothing to rank by
+            return
         folder = Path(config.hydra.sweep.dir)  # a continued sweep's: its sweeper set it so
         try:
             print_summary(folder, self.top)
@@ -37,8 +39,6 @@ class SweepSummary(Callback):
 def print_summary(folder: Path, top: int = 5) -> None:
     """The best `top` jobs by optimized_metric (by their mean over seeds where a configuration
     ran with several), the job counts, the folder's size and the report's command."""
-    from rich.console import Console
-
     from deeptune.sweeps import report
 
     folder = Path(folder)
@@ -55,7 +55,7 @@ def print_summary(folder: Path, top: int = 5) -> None:
         None, [report.continuing(sweep.df, sweep.study), report.elsewhere(sweep.df, sweep.study)]
     )
     lines.append(f"full report (report.md, plots): deeptune-report {shlex.quote(str(folder))}")
-    Console().print(*lines, sep="\n", soft_wrap=False)
+    report.print_lines(lines)
 
 
 def folder_size(folder: Path) -> int:
