@@ -224,7 +224,11 @@ class _Launcher:
 def _fake_sweeper(tmp_path, storage, launcher, folder="sweep", **settings):
     config = OmegaConf.create(
         {
-            "hydra": {"sweep": {"dir": str(tmp_path / folder)}, "job": {"name": "t"}},
+            "hydra": {
+                "sweep": {"dir": str(tmp_path / folder)},
+                "job": {"name": "t"},
+                "overrides": {"hydra": [], "task": []},
+            },
             "optimized_metric": "val/acc",
         }
     )

@@ -61,20 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     jobs_view = view_jobs(ordered, varied, metric, others)
     every = view_metrics(sweep.jobs, ordered["job"])
     hint = "\n".join(filter(None, [continuing(df, study), elsewhere(df, study)])) or None
-    path = write_report(
-        out,
-        sweep.folder,
-        df,
-        varied,
-        metric,
-        direction,
-        jobs_view,
-        agg,
-        figures,
-        hint,
-        front,
-        every,
-    )
+    report = (jobs_view, agg, figures, hint, front, every)
+    path = write_report(out, sweep.folder, df, varied, metric, direction, *report)
     print_top(sweep, agg, args.top, path, hint, front)
 
 
@@ -427,60 +415,58 @@ def print_lines(lines: list) -> None:
 
 def best_table(sweep: Sweep, agg: pd.DataFrame | None, top: int) -> Group:
     """The best `top` jobs, or with `agg` (aggregate) the best configurations over seeds, as a
-    title line and a console table: each row's varied keys as `key=value ...` in one column
-    that folds at the console's width, so that whole names fit in 80 columns however many keys
-    a sweep varies."""
+    title line and a console table. Each row's varied keys are one `key=value ...` column that
+    folds at the console's width: whole names fit in 80 columns however many keys a sweep
+    varies, and read as a command line takes them."""
     better = "higher" if sweep.direction == "max" else "lower"
-    box = dict(box=SIMPLE_HEAD, header_style="bold", show_edge=False, pad_edge=False)
+    table = Table(box=SIMPLE_HEAD, header_style="bold", show_edge=False, pad_edge=False)
     if agg is None:
         ordered = sort_jobs(sweep.df, sweep.direction)
         shown = ordered.head(top)
         title = f"best {len(shown)} of {len(ordered)} jobs by {sweep.metric} ({better} is better)"
-        table = Table(**box)
-        table.add_column("job", no_wrap=True)
-        table.add_column(sweep.metric, justify="right", no_wrap=True)
-        for key in sweep.others:
-            table.add_column(key, justify="right", no_wrap=True)
-        states = not shown["state"].eq("completed").all()
-        if states:
-            table.add_column("state", no_wrap=True)
-        table.add_column("overrides", overflow="fold")
-        for _, row in shown.iterrows():
-            cells = [str(row["job"]), show(row["value"], ".4f")]
-            cells += [show(row[key], ".4g") for key in sweep.others]
-            cells += [row["state"]] if states else []
-            table.add_row(*map(Text, [*cells, overrides_text(row, sweep.varied)]))
-        return Group(Text(title), table)
-    shown = agg.head(top)
-    keys = [k for k in sweep.varied if k != "seed"]
-    many = "s" if len(agg) > 1 else ""
-    title = (
-        f"best {len(shown)} of {len(agg)} configuration{many} by {sweep.metric}, mean ± std over "
-    )
-    title += f"seeds ({better} is better)"
-    table = Table(**box)
+        _jobs_rows(table, sweep, shown)
+    else:
+        shown = agg.head(top)
+        many = "s" if len(agg) > 1 else ""
+        title = f"best {len(shown)} of {len(agg)} configuration{many} by {sweep.metric}, "
+        title += f"mean ± std over seeds ({better} is better)"
+        _configs_rows(table, sweep, shown)
+    return Group(Text(title), table)
+
+
+def _jobs_rows(table: Table, sweep: Sweep, shown: pd.DataFrame) -> None:
+    table.add_column("job", no_wrap=True)
+    for key in [sweep.metric, *sweep.others]:
+        table.add_column(key, justify="right", no_wrap=True)
+    states = not shown["state"].eq("completed").all()  # a column only where it says something
+    if states:
+        table.add_column("state", no_wrap=True)
+    table.add_column("overrides", overflow="fold")
+    for _, row in shown.iterrows():
+        cells = [str(row["job"]), show(row["value"], ".4f")]
+        # a parameter count in full
+        cells += [show(row[k], ".6g" if k in tasks.RUN_FIGURES else ".4g") for k in sweep.others]
+        cells += [row["state"]] if states else []
+        table.add_row(*map(Text, [*cells, overrides_text(row, sweep.varied)]))
+
+
+def _configs_rows(table: Table, sweep: Sweep, shown: pd.DataFrame) -> None:
     table.add_column("jobs", overflow="fold")
-    table.add_column(f"{sweep.metric}", justify="right", no_wrap=True)
+    table.add_column(sweep.metric, justify="right", no_wrap=True)
     table.add_column("n", justify="right", no_wrap=True)
     table.add_column("overrides", overflow="fold")
+    keys = [k for k in sweep.varied if k != "seed"]
     for _, row in shown.iterrows():
         spread = "" if pd.isna(row["std"]) else f" ± {row['std']:.4f}"
         jobs = ",".join(map(str, row["jobs"]))
         cells = [jobs, f"{row['mean']:.4f}{spread}", str(row["n"]), overrides_text(row, keys)]
         table.add_row(*map(Text, cells))
-    return Group(Text(title), table)
 
 
 def overrides_text(row: pd.Series, keys: list[str]) -> str:
     """`key=value ...` of `keys` as a command line takes them (a key the job lacks left out)."""
-    return (
-        " ".join(
-            f"{key}={show(row[key], '.4g')}"
-            for key in keys
-            if isinstance(row[key], str) or pd.notna(row[key])
-        )
-        or "-"
-    )
+    given = [key for key in keys if isinstance(row[key], str) or pd.notna(row[key])]
+    return " ".join(f"{key}={show(row[key], '.4g')}" for key in given) or "-"
 
 
 if __name__ == "__main__":
