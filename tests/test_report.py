@@ -187,6 +187,12 @@ def test_optuna_sweep(tmp_path):
     for png in ("param_importance.png", "metric_vs_optimizer.lr.png", "metric_vs_optimizer.png"):
         assert (sweep / png).stat().st_size > 1000 and f"]({png})" in text
 
+    # A trial that a sweep on another machine ran (its folder is there): named, not dropped.
+    study.add_trial(optuna.trial.create_trial(state=S.COMPLETE, value=0.9, params=params,
+                                              distributions=dists))  # fmt: skip
+    report.main([str(sweep)])
+    assert "- 1 trial(s) of study s ran in another folder: 6" in (sweep / "report.md").read_text()
+
 
 INTERRUPTED = {"status": "interrupted", "signal": "SIGTERM", "epochs": 2, "seed": 0}
 

@@ -242,7 +242,7 @@ def elsewhere(df: pd.DataFrame, study) -> str | None:
     if not away:
         return None
     listed = ", ".join(map(str, away[:10])) + (", ..." if len(away) > 10 else "")
-    return f"{len(away)} trials of study {study.study_name} ran in another folder: {listed}"
+    return f"{len(away)} trial(s) of study {study.study_name} ran in another folder: {listed}"
 
 
 def sort_jobs(df: pd.DataFrame, direction: str) -> pd.DataFrame:
