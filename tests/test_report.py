@@ -285,7 +285,7 @@ def test_the_summary_a_multirun_ends_with(grid, capsys, caplog):
     SweepSummary(top=5).on_multirun_end(config(grid))
     out = capsys.readouterr().out
     size = summary.human_size(summary.folder_size(grid))
-    assert f"sweep: 8 jobs (completed 6, failed 1, pruned 1), {size} in {grid}" in out
+    assert f"sweep: 8 jobs (completed 6, pruned 1, failed 1), {size} in {grid}" in out
     assert "best 2 of 2 configurations by val/acc, mean ± std over seeds" in out
     rows = [line.split() for line in out.splitlines() if line.startswith(("3,4,5", "0,1,2"))]
     assert rows == [

@@ -43,8 +43,9 @@ def print_summary(folder: Path, top: int = 5) -> None:
 
     folder = Path(folder)
     sweep = report.load(folder)
-    counts = sweep.df["state"].value_counts()
-    states = ", ".join(f"{state} {n}" for state, n in counts.items())
+    counts = sweep.df["state"].value_counts().to_dict()
+    order = [s for s in ("completed", "pruned", "failed") if s in counts] + sorted(counts)
+    states = ", ".join(f"{s} {counts[s]}" for s in dict.fromkeys(order))
     size = human_size(folder_size(folder))
     lines = [f"sweep: {len(sweep.df)} jobs ({states}), {size} in {folder}"]
     agg = report.aggregate(sweep.df, sweep.varied, sweep.direction)

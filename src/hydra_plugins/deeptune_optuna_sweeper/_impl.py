@@ -1,6 +1,7 @@
 """The sweep: open (or join, or resume) the study, then ask / launch / tell until n_trials are done.
 
-Each trial is one Hydra job in <sweep dir>/<trial number>. The job gets the study's address
+Each trial is one Hydra job in <sweep dir>/<trial number>, the sweep dir being the study's
+folder (where its first sweep ran: `_home_folder`). The job gets the study's address
 in `optuna.storage`, `optuna.study_name` and `optuna.trial`, so that it can report its
 per-epoch metric and be pruned (deeptune.callbacks.pruning). Any number of sweep processes may
 share one study (_shared), each trial sampled by its own sampler (_sampling).
