@@ -234,8 +234,41 @@ def test_an_interrupted_restarts_run_is_adopted_by_the_same_command(tmp_path, mo
         HydraConfig.instance().cfg = None
 
 
+def test_a_completed_run_drops_last_ckpt_and_an_interrupted_one_keeps_it_and_resumes(
+    train_cfg, monkeypatch, caplog
+):
+    """last.ckpt exists to resume: a run stopped at epoch 3 keeps it and the same config
+    continues from it; once the run completed only best.ckpt is left (keep_last=false)."""
+    import lightning as L
+
+    from deeptune import builders
+    from deeptune.errors import Interrupted
+
+    class StopAtEpoch3(L.Callback):  # what SIGTERM does, through deeptune's handler
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 2:
+                raise Interrupted(signal.SIGTERM)
+
+    cfg = train_cfg("trainer.max_epochs=4", "callbacks.early_stopping=null")
+    out = Path(cfg.paths.output_dir)
+    build = builders.callbacks
+    monkeypatch.setattr(
+        builders, "callbacks", lambda *a, **k: {**build(*a, **k), "stop": StopAtEpoch3()}
+    )
+    with pytest.raises(Interrupted):
+        train(cfg)
+    assert _metrics(out)["status"] == "interrupted"
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+    monkeypatch.undo()
+    train(cfg)
+    assert f"resuming from {out / 'checkpoints' / 'last.ckpt'}" in caplog.text
+    assert _metrics(out)["status"] == "completed" and _metrics(out)["epochs"] == 4
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["best.ckpt"]
+
+
 def test_a_truncated_last_checkpoint_falls_back_with_a_warning(train_cfg, caplog):
-    cfg = train_cfg("trainer.max_epochs=3")
+    cfg = train_cfg("trainer.max_epochs=3", "keep_last=true")  # a run killed at its very end
     train(cfg)
     out = Path(cfg.paths.output_dir)
     whole = _metrics(out)

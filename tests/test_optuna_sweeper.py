@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from deeptune.callbacks.pruning import optuna_pruning
 from deeptune.errors import ConfigError, Interrupted
+from deeptune.sweeps import report
 from deeptune.sweeps import study as contract
 from deeptune.sweeps.study import PRUNER_ATTR, make_pruner
 from hydra_plugins.deeptune_optuna_sweeper import _impl, _results, _shared, sweeper
@@ -223,7 +224,11 @@ class _Launcher:
 def _fake_sweeper(tmp_path, storage, launcher, folder="sweep", **settings):
     config = OmegaConf.create(
         {
-            "hydra": {"sweep": {"dir": str(tmp_path / folder)}, "job": {"name": "t"}},
+            "hydra": {
+                "sweep": {"dir": str(tmp_path / folder)},
+                "job": {"name": "t"},
+                "overrides": {"hydra": [], "task": []},
+            },
             "optimized_metric": "val/acc",
         }
     )
@@ -448,7 +453,10 @@ def test_tpe_sweep_from_the_command_line(tmp_path):
     assert results["best_trial"] == best.number and results["best_value"] == best.value
     assert results["best_params"] == best.params and results["direction"] == "maximize"
     assert results["trials"]["complete"] == 4 and results["n_trials"] == 4
-    assert "best trials by val/acc" in ran.stdout
+    # the summary every multirun ends with, after the study's own lines
+    assert "sweep: 4 jobs (completed 4), " in ran.stdout
+    assert "best 4 of 4 jobs by val/acc (higher is better)" in ran.stdout
+    assert ran.stdout.index("study ") < ran.stdout.index(f"deeptune-report {sweep}")
 
 
 @pytest.mark.slow
@@ -524,9 +532,13 @@ def test_the_same_command_resumes_the_study(tmp_path):
 
     # It has no heartbeat (a killed sweep's trial would, until grace_period): retried once it is
     # older than grace_period.
+    # Resumed from another folder (the next multirun/<date>/<time>), it continues in its own.
     grace = ["hydra.sweeper.heartbeat_interval=1", "hydra.sweeper.grace_period=2"]
-    ran, results = _sweep(tmp_path, *args, *grace, "hydra.sweeper.n_trials=4")
+    ran, _ = _sweep(tmp_path, *args, *grace, "hydra.sweeper.n_trials=4", folder="second")
     assert ran.returncode == 0, ran.stderr[-3000:]
+    assert not (tmp_path / "second").exists()
+    assert f"study 'x' continues in its folder {tmp_path / 'sweep'}" in ran.stdout + ran.stderr
+    results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
     trials = optuna.load_study(study_name="x", storage=storage).trials
     assert trials[left.number].state == TrialState.FAIL
     assert trials[left.number].user_attrs["interrupted"] is True
@@ -545,6 +557,9 @@ def test_the_same_command_resumes_the_study(tmp_path):
     jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
     assert jobs == ["0", "1", "3", "4"]  # folders named by trial number: none reused
     assert (tmp_path / "sweep" / "0" / "metrics.json").read_text() == first_job
+    # so its report, and the summary the sweep ended with, list every trial of the study
+    assert "sweep: 4 jobs (completed 4), " in ran.stdout
+    assert report.load(tmp_path / "sweep").df["job"].tolist() == [0, 1, 3, 4]
 
 
 def _start(tmp_path, *overrides):

@@ -9,9 +9,11 @@ import optuna
 import pytest
 import yaml
 from helpers.runs import ROOT, run_cli
+from omegaconf import OmegaConf
 from scipy import stats
 
-from deeptune.sweeps import plots, report
+from deeptune.sweeps import plots, report, summary
+from deeptune.sweeps.summary import SweepSummary
 
 ACC = {  # val/acc of the fake grid sweep: optimizer x seed
     ("sgd", 1): 0.80,
@@ -185,6 +187,12 @@ def test_optuna_sweep(tmp_path):
     for png in ("param_importance.png", "metric_vs_optimizer.lr.png", "metric_vs_optimizer.png"):
         assert (sweep / png).stat().st_size > 1000 and f"]({png})" in text
 
+    # A trial that a sweep on another machine ran (its folder is there): named, not dropped.
+    study.add_trial(optuna.trial.create_trial(state=S.COMPLETE, value=0.9, params=params,
+                                              distributions=dists))  # fmt: skip
+    report.main([str(sweep)])
+    assert "- 1 trial(s) of study s ran in another folder: 6" in (sweep / "report.md").read_text()
+
 
 INTERRUPTED = {"status": "interrupted", "signal": "SIGTERM", "epochs": 2, "seed": 0}
 
@@ -263,3 +271,57 @@ def test_cli_on_a_real_grid_sweep(tmp_path):
     for row in configs[1:]:
         assert row[1] == "3" and " ± " in row[2] and row[3].startswith("[")
     assert (sweep / "metric_vs_optimizer.png").exists() and (sweep / "best_so_far.png").exists()
+
+
+def test_the_summary_a_multirun_ends_with(grid, capsys, caplog):
+    """Hydra's callback, called as Hydra calls it when a multirun ends: configurations over
+    seeds best first (mean ± std, their jobs), the job counts, the folder's size, the report."""
+
+    def config(folder):
+        return OmegaConf.create(
+            {"optimized_metric": "val/acc", "hydra": {"sweep": {"dir": folder}}}
+        )
+
+    SweepSummary(top=5).on_multirun_end(config(grid))
+    out = capsys.readouterr().out
+    size = summary.human_size(summary.folder_size(grid))
+    assert f"sweep: 8 jobs (completed 6, pruned 1, failed 1), {size} in {grid}" in out
+    assert "best 2 of 2 configurations by val/acc, mean ± std over seeds" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("3,4,5", "0,1,2"))]
+    assert rows == [
+        ["3,4,5", "0.9300", "±", "0.0200", "3", "optimizer=adam"],
+        ["0,1,2", "0.8200", "±", "0.0200", "3", "optimizer=sgd"],
+    ]
+    assert out.rstrip().endswith(f"deeptune-report {grid}")
+
+    plain = grid.parent / "plain"  # one seed per configuration: the jobs themselves
+    for num, (opt, acc) in enumerate([("sgd", 0.8), ("adam", 0.95), ("momentum", 0.9)]):
+        make_job(plain, num, [f"optimizer={opt}", "model.depth=2"], done(acc))
+    SweepSummary(top=2).on_multirun_end(config(plain))
+    out = capsys.readouterr().out
+    assert "best 2 of 3 jobs by val/acc (higher is better)" in out
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
+    assert rows == [["1", "0.9500", "optimizer=adam"], ["2", "0.9000", "optimizer=momentum"]]
+
+    SweepSummary().on_multirun_end(config(grid / "nothing"))
+    assert "no sweep summary (SweepFolderError" in caplog.text  # a warning; the jobs have run
+    assert not capsys.readouterr().out
+    SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(grid)}}}))
+    assert not capsys.readouterr().out  # eval.py -m, predict.py -m: nothing to rank by
+
+
+def test_the_console_table_keeps_whole_names_at_80_columns(tmp_path, capsys, monkeypatch):
+    """The bayes preset's eight keys: each row's overrides fold, none is cut to `ada…`."""
+    monkeypatch.setenv("COLUMNS", "80")
+    for num, opt in enumerate(["adamw", "momentum", "adam"]):
+        overrides = [f"optimizer={opt}", f"optimizer.lr={0.00123 * (num + 1)}"]
+        overrides += [f"optimizer.weight_decay={3.9e-6 * (num + 1)}", f"model.depth={num + 1}"]
+        overrides += ["model.width=128", "model.activation=gelu", f"model.dropout={0.1 * num}"]
+        overrides += [f"data.batch_size={32 * (num + 1)}"]
+        make_job(tmp_path, num, overrides, done(0.9 + 0.01 * num))
+    report.main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "…" not in out and max(map(len, out.splitlines())) <= 80
+    for opt in ("adamw", "momentum", "adam"):
+        assert f"optimizer={opt} " in out
+    assert "optimizer.weight_decay=3.9e-06" in out and "data.batch_size=96" in out

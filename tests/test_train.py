@@ -34,7 +34,8 @@ def test_run_folder_contents(train_cfg):
     cfg = train_cfg("trainer.max_epochs=2")
     train(cfg)
     out = Path(cfg.paths.output_dir)
-    assert {"best.ckpt", "last.ckpt"} <= {p.name for p in (out / "checkpoints").iterdir()}
+    # last.ckpt exists to resume an interrupted run: a completed one keeps its best only
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["best.ckpt"]
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["paths"]["output_dir"] == str(out)  # resolved, no ${...} left
     assert saved["model"]["depth"] == 2 and saved["data"]["seed"] == 42
@@ -101,7 +102,7 @@ def test_checkpoints_are_written_next_to_their_file(train_cfg, tmp_path, monkeyp
     checkpoints.mkdir(parents=True)
     (checkpoints / ".best.ckpt.tmp").write_bytes(b"cut off")
     train(cfg)
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt"]  # last.ckpt: removed
 
 
 @pytest.mark.slow
@@ -220,7 +221,7 @@ def test_debug_fast_writes_no_checkpoint_or_log(train_cfg):
 
 
 def test_resume_from_last_checkpoint(train_cfg):
-    first = train_cfg("trainer.max_epochs=2", out="first")
+    first = train_cfg("trainer.max_epochs=2", "keep_last=true", out="first")
     train(first)
     last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
     resumed = train_cfg("trainer.max_epochs=4", f"ckpt_path={last}", out="resumed")

@@ -59,6 +59,7 @@ def _train(cfg: DictConfig) -> float | list[float]:
     out_dir = Path(cfg.paths.output_dir)
     if is_main:
         outputs.save_metrics(metrics, out_dir)
+        resume.discard_last(cfg, out_dir)
         print_summary("deeptune: final metrics", metrics, out_dir)
     return _objective(cfg, metrics)
 

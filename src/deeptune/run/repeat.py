@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from deeptune import outputs, provenance
 from deeptune.config import derive
 from deeptune.loggers import hparams
-from deeptune.run import fit
+from deeptune.run import fit, resume
 
 SPREAD_SPLITS = ("val", "test")
 
@@ -94,6 +94,7 @@ def fit_part(cfg: DictConfig, data) -> tuple[dict, bool]:
     metrics.update(status="completed", seed=cfg.seed, provenance=provenance.collect())
     if is_main:
         outputs.save_metrics(metrics, out_dir)
+        resume.discard_last(cfg, out_dir)
     return metrics, is_main
 
 

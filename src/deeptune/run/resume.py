@@ -12,8 +12,9 @@ import logging
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.types import Quote, QuotedString
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from deeptune import outputs, trust
 from deeptune.errors import ConfigError
@@ -83,6 +84,16 @@ def interrupted_run(cfg: DictConfig) -> Path | None:
     return previous
 
 
+def sweep_in(config: DictConfig, folder: Path) -> None:
+    """Make a sweep run its jobs in `folder` (a sweeper's config, before it launches any): the
+    launcher composes each job's config anew from the hydra overrides, so the folder goes
+    there as well as into the sweep's own config, which the multirun's callbacks read too."""
+    quoted = QuotedString(text=str(folder), quote=Quote.single).with_quotes()
+    with open_dict(config):
+        config.hydra.sweep.dir = str(folder)
+        config.hydra.overrides.hydra.append(f"hydra.sweep.dir={quoted}")
+
+
 def finished_job(cfg: DictConfig) -> dict | None:
     """The metrics of this multirun job when it finished before its sweep was stopped and the
     sweep now continues (resume=auto): read back, not fitted again."""
@@ -96,6 +107,16 @@ def finished_job(cfg: DictConfig) -> dict | None:
         return None
     log.warning("job %s finished before the sweep was stopped: its metrics are read back", out_dir)
     return json.loads((out_dir / outputs.METRICS_FILE).read_text())
+
+
+def discard_last(cfg: DictConfig, out_dir: Path) -> None:
+    """Remove the completed run's last.ckpt (unless `keep_last`): it exists to resume the run
+    if it is interrupted, and a completed run is read back from its metrics.json instead. The
+    model the run kept is its best checkpoint. Called once metrics.json says completed, so that
+    a run killed before then still continues from it."""
+    if cfg.get("keep_last", False) or ddp.is_child_rank():
+        return
+    (out_dir / LAST).unlink(missing_ok=True)
 
 
 def record_interruption(cfg: DictConfig, stop) -> None:

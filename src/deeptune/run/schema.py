@@ -158,6 +158,7 @@ class TrainConfig(Section):
     ckpt_path: Path | None
     trust_config: bool
     resume: Literal["auto", "never"]
+    keep_last: bool = False  # a default: configs saved before the key existed lack it
     threads: Int(ge=1, le=4096) | Literal["auto"] | None
     cv: CrossValidation
     restarts: Int(ge=1, le=10_000)

@@ -10,12 +10,15 @@ sweep (optimized_metric lists several) also gets its Pareto front, a table and a
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
+from rich.box import SIMPLE_HEAD
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 from scipy import stats
 
 from deeptune import tasks
@@ -39,24 +42,74 @@ def main(argv: list[str] | None = None) -> None:
     add("--top", type=int, default=5, metavar="N", help="rows printed to the console (5)")
     args = parser.parse_args(argv)
 
-    sweep = args.dir.resolve()
-    jobs = read_jobs(sweep)
+    try:
+        sweep = load(args.dir.resolve(), args.metric)
+    except SweepFolderError as err:
+        fail(str(err))
+    df, varied, metric, direction = sweep.df, sweep.varied, sweep.metric, sweep.direction
+    study, results, others, objectives = sweep.study, sweep.results, sweep.others, sweep.objectives
+    agg = aggregate(df, varied, direction)
+    front = pareto_front(results, varied)
+
+    out = (args.out or sweep.folder).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    figures = plots.draw_all(df, varied, metric, direction, agg is not None, study, out)
+    # The front is drawn in the objectives' own plane: --metric may name another figure.
+    if front is not None and len(objectives) == 2 and metric in objectives:
+        figures += plots.pareto(df, front, metric, others, objectives, results["direction"], out)
+    ordered = sort_jobs(df, direction)
+    jobs_view = view_jobs(ordered, varied, metric, others)
+    every = view_metrics(sweep.jobs, ordered["job"])
+    hint = "\n".join(filter(None, [continuing(df, study), elsewhere(df, study)])) or None
+    report = (jobs_view, agg, figures, hint, front, every)
+    path = write_report(out, sweep.folder, df, varied, metric, direction, *report)
+    print_top(sweep, agg, args.top, path, hint, front)
+
+
+class SweepFolderError(ValueError):
+    """The folder is no sweep, or its jobs do not hold the metric asked for."""
+
+
+@dataclass
+class Sweep:
+    """A sweep folder read back: what the report and the summary a multirun ends with
+    (deeptune.sweeps.summary) are made of."""
+
+    folder: Path
+    jobs: list[dict]  # read_jobs
+    objectives: list[str]  # optimized_metric: one, or several
+    metric: str  # what the jobs are ranked by
+    others: list[str]  # the other objectives of a multi-objective sweep
+    direction: str  # max or min
+    results: dict  # optimization_results.yaml of an Optuna sweep, else {}
+    study: object  # its Optuna study, None without one
+    df: pd.DataFrame  # job_table
+    varied: list[str]  # the keys whose value differs between jobs
+
+
+def load(folder: Path, metric: str | None = None) -> Sweep:
+    """Read a sweep folder; `metric`: rank by this one instead of optimized_metric."""
+    jobs = read_jobs(folder)
     if not jobs:
-        fail(f"{args.dir} is not a multirun folder: no job folders with .hydra/overrides.yaml")
+        raise SweepFolderError(
+            f"{folder} is not a multirun folder: no job folders with .hydra/overrides.yaml"
+        )
     # what the sweep optimised: one metric, or several objectives
     objectives = tasks.objectives(jobs[0]["config"].get("optimized_metric", "val/acc"))
-    metric = args.metric or objectives[0]
+    metric = metric or objectives[0]
     split, _, name = metric.partition("/")
     if metric not in tasks.RUN_FIGURES and (split not in tasks.SPLITS or not name):
         figures = ", ".join(tasks.RUN_FIGURES)
-        fail(f"--metric={metric} is invalid: must be <split>/<name>, e.g. test/acc, or {figures}")
-    results = read_yaml(sweep / RESULTS) if (sweep / RESULTS).is_file() else {}
-    study = load_study(sweep, results or {})
+        raise SweepFolderError(
+            f"--metric={metric} is invalid: must be <split>/<name>, e.g. test/acc, or {figures}"
+        )
+    results = (read_yaml(folder / RESULTS) if (folder / RESULTS).is_file() else None) or {}
+    study = load_study(folder, results)
     others = [k for k in objectives if k != metric] if len(objectives) > 1 else []
     df, varied = job_table(jobs, metric, study, others)
     done = df[df["state"].eq("completed")]
     if len(done) and done["value"].isna().all():
-        fail(f"no completed job has {metric} in its metrics.json")
+        raise SweepFolderError(f"no completed job has {metric} in its metrics.json")
 
     directions = {
         k: v for job in jobs for k, v in ((job["metrics"] or {}).get("directions") or {}).items()
@@ -65,23 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     if study is not None and metric in objectives and len(study.directions) == len(objectives):
         chosen = study.directions[objectives.index(metric)]
         direction = "max" if chosen.name == "MAXIMIZE" else "min"
-    agg = aggregate(df, varied, direction)
-    front = pareto_front(results or {}, varied)
-
-    out = (args.out or sweep).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    figures = plots.draw_all(df, varied, metric, direction, agg is not None, study, out)
-    # The front is drawn in the objectives' own plane: --metric may name another figure.
-    if front is not None and len(objectives) == 2 and metric in objectives:
-        figures += plots.pareto(df, front, metric, others, objectives, results["direction"], out)
-    ordered = sort_jobs(df, direction)
-    jobs_view = view_jobs(ordered, varied, metric, others)
-    every = view_metrics(jobs, ordered["job"])
-    hint = continuing(df, study)
-    path = write_report(
-        out, sweep, df, varied, metric, direction, jobs_view, agg, figures, hint, front, every
-    )
-    print_top(jobs_view, args.top, path, hint, front)
+    return Sweep(folder, jobs, objectives, metric, others, direction, results, study, df, varied)
 
 
 def read_jobs(sweep: Path) -> list[dict]:
@@ -194,6 +231,20 @@ def continuing(df: pd.DataFrame, study) -> str | None:
     return f"{n} interrupted (stopped, not failed): to continue, run the same command again, {how}"
 
 
+def elsewhere(df: pd.DataFrame, study) -> str | None:
+    """Which of the study's trials ran in another folder than this one (a sweep on another
+    machine sharing its database: every sweep of a study on one machine runs in its folder)."""
+    if study is None:
+        return None
+    here = set(df["job"])
+    ran = ("COMPLETE", "PRUNED")
+    away = [t.number for t in study.trials if t.state.name in ran and t.number not in here]
+    if not away:
+        return None
+    listed = ", ".join(map(str, away[:10])) + (", ..." if len(away) > 10 else "")
+    return f"{len(away)} trial(s) of study {study.study_name} ran in another folder: {listed}"
+
+
 def sort_jobs(df: pd.DataFrame, direction: str) -> pd.DataFrame:
     """Completed jobs best first, then pruned, interrupted, then failed and the rest; ties in job
     order."""
@@ -205,7 +256,8 @@ def sort_jobs(df: pd.DataFrame, direction: str) -> pd.DataFrame:
 
 
 def aggregate(df: pd.DataFrame, varied: list, direction: str) -> pd.DataFrame | None:
-    """Jobs equal in every varied key but `seed`, one row each: n, mean, std, 95% t-interval.
+    """Jobs equal in every varied key but `seed`, one row each: n, mean, std, 95% t-interval,
+    the jobs' numbers.
 
     None unless some configuration has two or more seeds.
     """
@@ -214,7 +266,9 @@ def aggregate(df: pd.DataFrame, varied: list, direction: str) -> pd.DataFrame | 
     if "seed" not in varied or done.empty:
         return None
     by = keys or (lambda _: "all")  # only the seed varied: one configuration
-    agg = done.groupby(by, dropna=False, sort=False)["value"].agg(n="count", mean="mean", std="std")
+    grouped = done.groupby(by, dropna=False, sort=False)
+    agg = grouped["value"].agg(n="count", mean="mean", std="std")
+    agg["jobs"] = grouped["job"].agg(list)  # the jobs behind each configuration
     if agg["n"].max() < 2:
         return None
     half = stats.t.ppf(0.975, agg["n"] - 1) * agg["std"] / np.sqrt(agg["n"])
@@ -282,7 +336,7 @@ def view_metrics(jobs: list[dict], order) -> pd.DataFrame | None:
 
 
 def view_agg(agg: pd.DataFrame, metric: str) -> pd.DataFrame:
-    view = agg.drop(columns=["n", "mean", "std", "lo", "hi"]).map(show)
+    view = agg.drop(columns=["n", "mean", "std", "lo", "hi", "jobs"]).map(show)
     view["n"] = agg["n"].map(str)
     mean_std = [
         f"{m:.4f}" + ("" if pd.isna(s) else f" ± {s:.4f}") for m, s in agg[["mean", "std"]].values
@@ -313,7 +367,7 @@ def write_report(
         f"- jobs: {len(df)} ({', '.join(f'{s} {n}' for s, n in states.items())})",
         f"- metric: `{metric}`, direction: {direction} ({best} is better)",
         f"- varied: {', '.join(f'`{k}`' for k in varied) or 'nothing'}",
-        *([f"- {hint}"] if hint else []),
+        *(f"- {line}" for line in (hint or "").splitlines()),
         "",
         "## Jobs, best first",
         "",
@@ -338,19 +392,81 @@ def write_report(
     return path
 
 
-def print_top(view: pd.DataFrame, top: int, path: Path, hint: str | None, front=None) -> None:
-    view = view.drop(columns=["duration_s", "epochs"])  # compact: they are in report.md
+def print_top(sweep: Sweep, agg, top: int, path: Path, hint: str | None, front=None) -> None:
+    lines = [best_table(sweep, None, top)]
+    if agg is not None:
+        lines.append(best_table(sweep, agg, top))
     if front is not None:
-        hint = f"Pareto front: trials {', '.join(map(str, front['job']))}" + (
-            f"\n{hint}" if hint else ""
-        )
-    title = f"sweep: best {min(top, len(view))} of {len(view)} jobs"
-    table = Table(title=title, header_style="bold")
-    for column in view.columns:
-        table.add_column(column, justify="left" if column in ("job", "state") else "right")
-    for row in view.head(top).values.tolist():
-        table.add_row(*row)
-    Console().print(table, *([hint] if hint else []), f"report: {path}", sep="\n")
+        lines.append(f"Pareto front: trials {', '.join(map(str, front['job']))}")
+    lines += [*([hint] if hint else []), f"report: {path}"]
+    print_lines(lines)
+
+
+def print_lines(lines: list) -> None:
+    """Tables at the console's width; text lines whole (paths and commands stay one line to
+    copy), none read as rich markup (an override such as [relu,tanh])."""
+    console = Console()
+    for line in lines:
+        if isinstance(line, str):
+            console.print(line, soft_wrap=True, markup=False, highlight=False)
+        else:
+            console.print(line)
+
+
+def best_table(sweep: Sweep, agg: pd.DataFrame | None, top: int) -> Group:
+    """The best `top` jobs, or with `agg` (aggregate) the best configurations over seeds, as a
+    title line and a console table. Each row's varied keys are one `key=value ...` column that
+    folds at the console's width: whole names fit in 80 columns however many keys a sweep
+    varies, and read as a command line takes them."""
+    better = "higher" if sweep.direction == "max" else "lower"
+    table = Table(box=SIMPLE_HEAD, header_style="bold", show_edge=False, pad_edge=False)
+    if agg is None:
+        ordered = sort_jobs(sweep.df, sweep.direction)
+        shown = ordered.head(top)
+        title = f"best {len(shown)} of {len(ordered)} jobs by {sweep.metric} ({better} is better)"
+        _jobs_rows(table, sweep, shown)
+    else:
+        shown = agg.head(top)
+        many = "s" if len(agg) > 1 else ""
+        title = f"best {len(shown)} of {len(agg)} configuration{many} by {sweep.metric}, "
+        title += f"mean ± std over seeds ({better} is better)"
+        _configs_rows(table, sweep, shown)
+    return Group(Text(title), table)
+
+
+def _jobs_rows(table: Table, sweep: Sweep, shown: pd.DataFrame) -> None:
+    table.add_column("job", no_wrap=True)
+    for key in [sweep.metric, *sweep.others]:
+        table.add_column(key, justify="right", no_wrap=True)
+    states = not shown["state"].eq("completed").all()  # a column only where it says something
+    if states:
+        table.add_column("state", no_wrap=True)
+    table.add_column("overrides", overflow="fold")
+    for _, row in shown.iterrows():
+        cells = [str(row["job"]), show(row["value"], ".4f")]
+        # a parameter count in full
+        cells += [show(row[k], ".6g" if k in tasks.RUN_FIGURES else ".4g") for k in sweep.others]
+        cells += [row["state"]] if states else []
+        table.add_row(*map(Text, [*cells, overrides_text(row, sweep.varied)]))
+
+
+def _configs_rows(table: Table, sweep: Sweep, shown: pd.DataFrame) -> None:
+    table.add_column("jobs", overflow="fold")
+    table.add_column(sweep.metric, justify="right", no_wrap=True)
+    table.add_column("n", justify="right", no_wrap=True)
+    table.add_column("overrides", overflow="fold")
+    keys = [k for k in sweep.varied if k != "seed"]
+    for _, row in shown.iterrows():
+        spread = "" if pd.isna(row["std"]) else f" ± {row['std']:.4f}"
+        jobs = ",".join(map(str, row["jobs"]))
+        cells = [jobs, f"{row['mean']:.4f}{spread}", str(row["n"]), overrides_text(row, keys)]
+        table.add_row(*map(Text, cells))
+
+
+def overrides_text(row: pd.Series, keys: list[str]) -> str:
+    """`key=value ...` of `keys` as a command line takes them (a key the job lacks left out)."""
+    given = [key for key in keys if isinstance(row[key], str) or pd.notna(row[key])]
+    return " ".join(f"{key}={show(row[key], '.4g')}" for key in given) or "-"
 
 
 if __name__ == "__main__":

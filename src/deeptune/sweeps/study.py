@@ -24,6 +24,7 @@ SQLITE_TIMEOUT = 60  # seconds a write waits for another process's lock (sqlite'
 OPEN_TRIES = 5
 
 PRUNER_ATTR = "deeptune_pruner"  # storage keeps a study's trials, not its pruner
+FOLDER_ATTR = "deeptune_sweep_dir"  # the study's folder: every sweep of it runs its trials there
 TRIAL_KEYS = ("optuna.storage", "optuna.study_name", "optuna.trial")
 PRUNERS = {
     "none": "optuna.pruners.NopPruner",

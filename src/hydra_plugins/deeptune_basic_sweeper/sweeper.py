@@ -15,10 +15,9 @@ from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
-from hydra.core.override_parser.types import Quote, QuotedString
-from omegaconf import open_dict
 
 from deeptune import outputs, signals
+from deeptune.run import resume
 from deeptune.run.resume import SWEEP_MARKER
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,10 @@ class ResumableSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
         overrides = list(self.config.hydra.overrides.task)
         if (stopped := _stopped_sweep(Path(self.config.hydra.sweep.dir), overrides)) is not None:
-            self._sweep_in(stopped)
+            log.warning(
+                "continuing the stopped sweep in %s (start afresh with resume=never)", stopped
+            )
+            resume.sweep_in(self.config, stopped)
         folder = Path(self.config.hydra.sweep.dir)
         try:
             returns = super().sweep(arguments)
@@ -51,15 +53,6 @@ class ResumableSweeper(BasicSweeper):
             raise
         (folder / SWEEP_MARKER).unlink(missing_ok=True)
         return returns
-
-    def _sweep_in(self, folder: Path) -> None:
-        """Run the jobs in `folder`: the launcher composes each job's config anew from the
-        hydra overrides, so the folder goes there as well as into the sweep's own config."""
-        log.warning("continuing the stopped sweep in %s (start afresh with resume=never)", folder)
-        quoted = QuotedString(text=str(folder), quote=Quote.single).with_quotes()
-        with open_dict(self.config):
-            self.config.hydra.sweep.dir = str(folder)
-            self.config.hydra.overrides.hydra.append(f"hydra.sweep.dir={quoted}")
 
 
 def _stopped_sweep(here: Path, overrides: list[str]) -> Path | None:

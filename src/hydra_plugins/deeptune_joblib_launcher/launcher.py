@@ -5,7 +5,9 @@ added. On a machine with GPUs each worker process runs on one of them (deeptune_
 ._gpus); without one nothing changes.
 """
 
+import logging
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,32 @@ class GpuJoblibLauncher(joblib_launcher.JoblibLauncher):
                 )
             task_function = OnGpu(task_function, devices, per_gpu)
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
+        with _numbered_from(initial_job_idx):
+            return super().launch(job_overrides, initial_job_idx)
+
+
+@contextmanager
+def _numbered_from(first: int):
+    """The plugin logs the jobs it launches as `#<place in this batch>`, #0 and #1 in every batch
+    of an Optuna sweep: relabel them with their job numbers (their folders, their trials'
+    numbers), as Hydra's basic launcher labels them."""
+    from hydra_plugins.hydra_joblib_launcher import _core  # imports joblib: not at every start
+
+    def relabel(record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        place, sep, rest = text.removeprefix("\t#").partition(" : ")
+        if text.startswith("\t#") and sep and place.isdigit() and not record.args:
+            record.msg = f"\t#{first + int(place)} : {rest}"
+        return True
+
+    logger = logging.getLogger(_core.__name__)
+    logger.addFilter(relabel)
+    try:
+        yield
+    finally:
+        logger.removeFilter(relabel)
 
 
 def _many(devices) -> bool:

@@ -1,6 +1,7 @@
 """The sweep: open (or join, or resume) the study, then ask / launch / tell until n_trials are done.
 
-Each trial is one Hydra job in <sweep dir>/<trial number>. The job gets the study's address
+Each trial is one Hydra job in <sweep dir>/<trial number>, the sweep dir being the study's
+folder (where its first sweep ran: `_home_folder`). The job gets the study's address
 in `optuna.storage`, `optuna.study_name` and `optuna.trial`, so that it can report its
 per-epoch metric and be pruned (deeptune.callbacks.pruning). Any number of sweep processes may
 share one study (_shared), each trial sampled by its own sampler (_sampling).
@@ -24,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from deeptune import tasks
 from deeptune.errors import Interrupted
+from deeptune.run import resume
 from deeptune.sweeps import study as contract
 from deeptune.threads import launcher_jobs
 
@@ -42,8 +44,6 @@ POLL = 2.0  # seconds between looks at the study while the last trials run elsew
 def run_sweep(sweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
     s, config = sweeper.settings, sweeper.config
     sweep_dir = Path(config.hydra.sweep.dir).absolute()
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper does
 
     space = parse([f"{k}={_param_text(v)}" for k, v in _flatten(s.params).items()] + arguments)
     if not space.distributions:
@@ -69,9 +69,14 @@ def run_sweep(sweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
     except ValueError as err:
         raise SweepError(str(err)) from None
     extend = custom_space(s.custom_search_space, config, space)
+    if s.storage is None:  # the study's own database, in this folder
+        sweep_dir.mkdir(parents=True, exist_ok=True)
     rdb = _shared.storage(storage, s.heartbeat_interval, s.grace_period)
     study = _open_study(rdb, storage, study_name, sampling.shared, pruner, directions)
     study.set_user_attr(contract.PRUNER_ATTR, pruner_spec)
+    sweep_dir = _home_folder(config, study, sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(config, sweep_dir / "multirun.yaml")  # as Hydra's basic sweeper does
 
     batch_size = s.n_jobs or launcher_jobs(config.hydra.get("launcher"))
     results_path = sweep_dir / "optimization_results.yaml"
@@ -114,7 +119,7 @@ def run_sweep(sweeper, arguments: list[str]) -> list[Sequence[JobReturn]]:
             _check_failure_rate(study, n_trials, s.max_failure_rate, results_path)
 
     _results.write(study, results_path, n_trials, storage, space, objectives)
-    _results.print_table(study, objectives, results_path, storage)
+    _results.print_study(study, results_path, storage)
     return returns
 
 
@@ -184,6 +189,31 @@ def _open_study(rdb, url: str, name: str, sampler, pruner, directions: list[str]
         type(sampler).__name__,
     )
     return study
+
+
+def _home_folder(config, study: optuna.Study, here: Path) -> Path:
+    """Where this sweep runs its trials: the folder of the study's first sweep. A resumed study
+    (or another sweep joining it) continues there, so that its folder holds every trial and
+    `deeptune-report` on it sees them all, as after a sweep that was never stopped. Where that
+    folder is not on this machine (a database shared by several), the sweep keeps its own."""
+    home = study.user_attrs.get(contract.FOLDER_ATTR)
+    if home is None:
+        study.set_user_attr(contract.FOLDER_ATTR, str(here))
+        return here
+    home = Path(home)
+    if home == here:
+        return here
+    if not home.is_dir():
+        log.warning(
+            "study %r began in %s, which is not on this machine: its trials from here go into %s",
+            study.study_name,
+            home,
+            here,
+        )
+        return here
+    log.info("study %r continues in its folder %s", study.study_name, home)
+    resume.sweep_in(config, home)
+    return home
 
 
 def _launch(launcher, trials: list[Trial], batch: list[list[str]]) -> list[JobReturn]:

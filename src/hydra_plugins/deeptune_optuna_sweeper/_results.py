@@ -1,4 +1,4 @@
-"""What a sweep reports: trial counts, optimization_results.yaml and the closing table."""
+"""What a sweep reports: trial counts, optimization_results.yaml and the study's closing lines."""
 
 import os
 import shlex
@@ -9,15 +9,13 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
-from rich.table import Table
 
 from deeptune import extras
 
-from ._space import SearchSpace, format_value
+from ._space import SearchSpace
 
 STATES = ("complete", "pruned", "fail", "interrupted", "surplus", "running", "waiting")
 COUNTED = ("complete", "pruned", "fail")  # the trials that count towards n_trials
-TOP = 10  # trials in the closing table
 
 
 def kinds(trials: list[FrozenTrial]) -> dict[int, str]:
@@ -113,40 +111,14 @@ def command(space: SearchSpace, params: dict) -> list[str]:
     return [*space.overrides(params), "hydra.mode=RUN"]
 
 
-def print_table(study: optuna.Study, objectives: list[str], path: Path, storage: str) -> None:
-    """The best trials by the objective, or the Pareto front of several, best first by the
-    first objective; the counts, and where to browse the study."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    several = len(study.directions) > 1
-    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-    shown = study.best_trials if several else complete
-    top = sorted(shown, key=lambda t: t.values[0], reverse=maximize)[: None if several else TOP]
-    keys = list(dict.fromkeys(k for t in top for k in t.params))
-    if several:
-        title = f"Pareto front: {' vs '.join(objectives)} ({', '.join(directions(study))})"
-    else:
-        title = f"best trials by {objectives[0]}"
-    table = Table(title=title)
-    for column in ("trial", *objectives, *keys):
-        table.add_column(column, justify="right" if column != "trial" else "left")
-    spec = ".4g" if several else ".4f"  # a parameter count is no fraction
-    for t in top:
-        params = (_short(t.params[k]) if k in t.params else "-" for k in keys)
-        table.add_row(str(t.number), *(format(v, spec) for v in t.values), *params)
+def print_study(study: optuna.Study, path: Path, storage: str) -> None:
+    """The study's counts, and where to browse it. The best trials follow once the multirun
+    ends, as after every sweep (deeptune.sweeps.summary)."""
     console = Console()
-    if not console.is_terminal:  # a log file: as wide as the table, not 80 columns
-        wide = console.measure(table, options=console.options.update_width(1000)).maximum
-        console = Console(width=max(console.width, wide))
-    if top:
-        console.print(table)
     tally = ", ".join(f"{n} {state}" for state, n in counts(study).items() if n)
     line = f"study {study.study_name}: {tally or 'no trials'}; results in {path}"
-    console.print(line, soft_wrap=True)
+    console.print(line, soft_wrap=True, markup=False)
     browse = f"browse it: optuna-dashboard {shlex.quote(storage)}"
     if not extras.installed("dashboard"):
         browse += f"   ({extras.install_hint('dashboard')})"
     console.print(browse, soft_wrap=True, markup=False)
-
-
-def _short(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else format_value(value)
