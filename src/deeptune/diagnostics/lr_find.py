@@ -3,6 +3,8 @@ printed, plotted and (with apply=true) used for the run. metrics.json's `lr_find
 the suggestion and whether the run trained with it; config.yaml stays the config as given."""
 
 import logging
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from lightning.pytorch.callbacks import LearningRateFinder
@@ -34,7 +36,8 @@ class LRFind(LearningRateFinder):
     def on_fit_start(self, trainer, pl_module) -> None:
         if trainer.ckpt_path:  # resuming: the first start already found and applied the rate
             return
-        self.lr_find(trainer, pl_module)
+        with _bar_on_terminals_only():
+            self.lr_find(trainer, pl_module)
         if self.optimal_lr is None:  # fast_dev_run
             return
         suggestion = self.optimal_lr.suggestion()
@@ -57,7 +60,7 @@ class LRFind(LearningRateFinder):
                 if self.apply
                 else "set it with optimizer.lr=..."
             )
-            log.warning(
+            log.info(
                 "lr_find: suggested learning rate %.3g (steepest fall of the loss); plot: %s; %s",
                 suggestion,
                 self.out_dir / PLOT_FILE,
@@ -81,3 +84,17 @@ class LRFind(LearningRateFinder):
 
     def report(self) -> dict:
         return {"lr_find": self.result} if self.result else {}
+
+
+@contextmanager
+def _bar_on_terminals_only():
+    """Lightning's finder always draws a tqdm bar; in a log file its redraws are noise. tqdm's
+    own `disable=None` draws it on a terminal only."""
+    from lightning.pytorch.tuner import lr_finder
+
+    bar = lr_finder.tqdm
+    lr_finder.tqdm = partial(bar, disable=None)
+    try:
+        yield
+    finally:
+        lr_finder.tqdm = bar
