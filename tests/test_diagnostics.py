@@ -197,7 +197,9 @@ def test_lr_find_suggests_plots_and_applies(train_cfg, caplog, capsys):
     assert (out_dir / "lr_find.png").stat().st_size > 10_000
     (said,) = [r for r in caplog.records if "lr_find: suggested learning rate" in r.message]
     assert said.levelno == logging.INFO  # a result, not a warning
-    assert "Finding best initial lr" not in capsys.readouterr().err  # no bar off a terminal
+    out, err = capsys.readouterr()
+    assert "lr_find: suggested learning rate" in out
+    assert "Finding best initial lr" not in err  # no bar off a terminal
     assert found["lr"] == pytest.approx(found["suggestion"])
     # the run trained at that rate (the LR monitor's column), and config.yaml is the config given
     logged = pd.read_csv(out_dir / "csv" / "metrics.csv")["lr-Adam"].dropna()

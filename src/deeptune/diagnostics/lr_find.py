@@ -9,6 +9,8 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import LearningRateFinder
 
+from deeptune.console import say
+
 log = logging.getLogger(__name__)
 
 PLOT_FILE = "lr_find.png"
@@ -60,11 +62,9 @@ class LRFind(LearningRateFinder):
                 if self.apply
                 else "set it with optimizer.lr=..."
             )
-            log.info(
-                "lr_find: suggested learning rate %.3g (steepest fall of the loss); plot: %s; %s",
-                suggestion,
-                self.out_dir / PLOT_FILE,
-                action,
+            say(
+                f"lr_find: suggested learning rate {suggestion:.3g} (steepest fall of the loss); "
+                f"plot: {self.out_dir / PLOT_FILE}; {action}"
             )
 
     def _use(self, trainer, lr: float) -> None:
