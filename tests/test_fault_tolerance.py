@@ -136,6 +136,7 @@ def test_sigterm_and_ctrl_c_stop_a_run_and_the_same_command_completes_it(tmp_pat
         assert last.endswith("the same command continues it")
         assert "Traceback" not in (cwd / "console.log").read_text()
         (stopped,) = cwd.glob("outputs/*/*")
+        assert f" in {stopped};" in last  # the run folder, on this outcome too
         record = _metrics(stopped)
         assert record["status"] == "interrupted" and record["signal"] == signal.Signals(signum).name
         time.sleep(1.1)  # the rerun gets a run folder of its own (named by the second)
