@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from deeptune import builders, outputs, provenance, signals
 from deeptune.config import derive, validate_against_model
-from deeptune.console import DETAILS, quiet_lightning, say
+from deeptune.console import DETAILS, say
 from deeptune.data.component import ComponentData
 from deeptune.loggers import hparams
 from deeptune.run import blame, ddp, portable, resume
@@ -59,7 +59,6 @@ def fit_one(cfg: DictConfig, data) -> tuple[dict, bool]:
     ckpt = resume.resume_point(cfg)
     out_dir = Path(cfg.paths.output_dir)
     ddp.use_job_commands(str(out_dir))
-    quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     cfg = derive(cfg, hparams.grouping(cfg))  # the sweep's W&B group, MLflow's run name
     parts = assemble(cfg, data)
