@@ -2,6 +2,7 @@
 the user's, picked by `data._target_` / `model._target_` or a config folder of their own, through
 restarts, ensembles, K folds, the final-model report, checkpoints and predict."""
 
+import contextlib
 import json
 import sys
 import textwrap
@@ -12,6 +13,7 @@ import torch
 from helpers.runs import ROOT, compose_cfg, run_cli
 
 import deeptune
+from deeptune.diagnostics.overfit import OverfitFailed
 from deeptune.errors import ConfigError
 from deeptune.eval import evaluate
 from deeptune.train import train
@@ -239,7 +241,9 @@ def test_debug_presets_on_user_components(user_cfg, tmp_path, preset):
     cfg = user_cfg(
         "data=mine", "model=mynet", "callbacks=default", f"debug={preset}", "trainer.max_epochs=40"
     )
-    train(cfg)
+    # 40 epochs: a verdict either way (a FAIL raises, as train.py then exits with status 1)
+    with contextlib.suppress(OverfitFailed):
+        train(cfg)
     m = _metrics(tmp_path / "run")
     assert m["status"] == "completed"
     assert "final_loss" in m["overfit"] if preset == "overfit" else "suggestion" in m["lr_find"]

@@ -1,6 +1,7 @@
 """When training goes wrong: gradient health, debug presets, the final-model report."""
 
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,9 @@ import yaml
 from sklearn.metrics import classification_report, confusion_matrix
 
 from deeptune import builders
+from deeptune.cli import run_task
 from deeptune.diagnostics.grad_health import layer_of, remedies
+from deeptune.diagnostics.overfit import OverfitFailed
 from deeptune.errors import ConfigError, TrainingError
 from deeptune.train import train
 
@@ -101,17 +104,25 @@ def test_layer_names_and_remedies():
 
 @pytest.mark.parametrize(("lr", "verdict"), [(None, "PASS"), (1e-7, "FAIL")])
 def test_overfit_one_batch(train_cfg, capsys, lr, verdict):
-    extra = [] if lr is None else [f"optimizer.lr={lr}"]
+    """PASS is printed; FAIL is the error of the run (one line; exit status 1 from train.py)."""
+    extra = [] if lr is None else [f"optimizer.lr={lr}", "trainer.max_epochs=30"]
     cfg = train_cfg("debug=overfit", *extra, fast=False)
-    train(cfg)
-    out = capsys.readouterr().out
-    assert f"overfit check: {verdict}" in out
+    if verdict == "PASS":
+        train(cfg)
+        assert "overfit check: PASS" in capsys.readouterr().out.splitlines()[-1]
+    else:
+        with pytest.raises(OverfitFailed, match=r"^overfit check: FAIL .*raise optimizer\.lr"):
+            train(cfg)
+        assert "overfit check" not in capsys.readouterr().out  # said once, as the error
+        with pytest.raises(SystemExit) as stop:  # as train.py ends: one line, exit status 1
+            run_task(train, cfg)
+        assert stop.value.code == 1
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith("error: overfit check: FAIL train/loss ")
     result = _metrics(cfg)["overfit"]
     assert result["passed"] is (verdict == "PASS")
     if verdict == "PASS":
         assert result["final_loss"] < 0.05 and result["epochs"] < 300  # stopped once it fitted
-    else:
-        assert "raise optimizer.lr" in out
 
 
 def test_confusion_matrix_and_per_class_figures_match_scikit_learn(train_cfg, capsys):
@@ -176,14 +187,19 @@ def test_report_is_logged_to_wandb_offline(train_cfg, monkeypatch, tmp_path):
     assert len(json.loads(table.read_text())["data"]) == 10  # one row per digit
 
 
-def test_lr_find_suggests_plots_and_applies(train_cfg, caplog):
+def test_lr_find_suggests_plots_and_applies(train_cfg, caplog, capsys):
+    caplog.set_level(logging.INFO)
     cfg = train_cfg("debug=lr_find", "callbacks.lr_find.num_training_steps=40")
     train(cfg)
     out_dir = Path(cfg.paths.output_dir)
     found = _metrics(cfg)["lr_find"]
     assert 1e-6 <= found["suggestion"] <= 1.0 and found["applied"]
     assert (out_dir / "lr_find.png").stat().st_size > 10_000
-    assert "lr_find: suggested learning rate" in caplog.text
+    (said,) = [r for r in caplog.records if "lr_find: suggested learning rate" in r.message]
+    assert said.levelno == logging.INFO  # a result, not a warning
+    out, err = capsys.readouterr()
+    assert "lr_find: suggested learning rate" in out
+    assert "Finding best initial lr" not in err  # no bar off a terminal
     assert found["lr"] == pytest.approx(found["suggestion"])
     # the run trained at that rate (the LR monitor's column), and config.yaml is the config given
     logged = pd.read_csv(out_dir / "csv" / "metrics.csv")["lr-Adam"].dropna()

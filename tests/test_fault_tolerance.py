@@ -17,10 +17,11 @@ from deeptune.callbacks.nonfinite import NonFiniteLoss
 from deeptune.train import train
 
 
-def test_nan_loss_stops_at_once_with_a_reason(train_cfg):
+def test_nan_loss_stops_at_once_with_a_reason(train_cfg, capsys):
     cfg = train_cfg("optimizer=sgd", "optimizer.lr=1e6", "trainer.max_epochs=5")
     with pytest.raises(NonFiniteLoss, match=r"at epoch 1, step \d+ .*lower optimizer.lr"):
         train(cfg)
+    assert capsys.readouterr().out.splitlines()[-1] == f"run folder: {cfg.paths.output_dir}"
     record = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert record["status"] == "failed" and "training loss became nan" in record["reason"]
     assert "test" not in record  # nothing reported as if it had succeeded
@@ -135,6 +136,7 @@ def test_sigterm_and_ctrl_c_stop_a_run_and_the_same_command_completes_it(tmp_pat
         assert last.endswith("the same command continues it")
         assert "Traceback" not in (cwd / "console.log").read_text()
         (stopped,) = cwd.glob("outputs/*/*")
+        assert f" in {stopped};" in last  # the run folder, on this outcome too
         record = _metrics(stopped)
         assert record["status"] == "interrupted" and record["signal"] == signal.Signals(signum).name
         time.sleep(1.1)  # the rerun gets a run folder of its own (named by the second)

@@ -58,6 +58,25 @@ def test_launcher_asks_for_what_lightning_will_expect(overrides, nodes_tasks_gpu
         assert (got.nodes, got.tasks_per_node, got.gpus_per_node) == nodes_tasks_gpus
 
 
+def test_a_slurm_launcher_without_slurm_is_one_line(tmp_path):
+    """Where sbatch is not on PATH (here: a PATH without it): one line naming what is missing
+    and what exists instead, exit status 2, and no sweep folder."""
+    env = {"PATH": str(Path(sys.executable).parent)}  # python's folder only: no SLURM commands
+    assert shutil.which("sbatch", path=env["PATH"]) is None
+    for launcher in ("slurm", "slurm_local"):
+        result = run_cli(
+            str(ROOT / "train.py"), "-m", f"hydra/launcher={launcher}", cwd=tmp_path, env=env
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines() == [
+            f"error: hydra/launcher='{launcher}' is invalid: no SLURM client here (sbatch and "
+            "srun not on PATH): submit from a cluster's login node, or start the single-node "
+            "test cluster (scripts/slurm/start-slurm.sh, as root) and use "
+            "hydra/launcher=slurm_local"
+        ]
+        assert not list(tmp_path.iterdir())
+
+
 # -- real jobs on the test cluster ---------------------------------------------------------------
 
 

@@ -51,6 +51,25 @@ def test_wandb_config_holds_hyperparameters(train_cfg, tmp_path, monkeypatch):
     assert config["provenance.versions.torch"]
 
 
+def test_wandb_is_silent_and_not_anonymous_unless_told(tmp_path):
+    """W&B's own 35 console lines are off (its `silent` setting) unless the config says; the
+    `anonymous` setting Lightning always passed (W&B warned on every run) is not passed."""
+    import wandb
+
+    from deeptune.loggers.wandb import WandbLogger
+
+    logger = WandbLogger(save_dir=str(tmp_path), offline=True)  # no W&B run starts yet
+    assert "anonymous" not in logger._wandb_init and logger._wandb_init["settings"].silent
+    told = WandbLogger(save_dir=str(tmp_path), offline=True, settings={"silent": False})
+    assert told._wandb_init["settings"].silent is False
+    own = wandb.Settings(quiet=True)
+    assert (
+        WandbLogger(save_dir=str(tmp_path), offline=True, settings=own)
+        ._wandb_init["settings"]
+        .silent
+    )
+
+
 def test_tensorboard_has_hparams_with_the_metric(train_cfg):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2

@@ -1,6 +1,7 @@
 """End to end: accuracy of the default, reproducibility, outputs, eval, multirun, DDP, W&B."""
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -77,19 +78,23 @@ def test_eval_reproduces_test_accuracy(train_cfg, tmp_path):
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["checkpoint"] == str(ckpt)
 
 
-def test_wandb_offline_without_key(train_cfg, tmp_path, monkeypatch, caplog):
-    """With no WANDB_MODE and no key, the W&B run is written offline into the run folder."""
+def test_wandb_offline_without_key(train_cfg, tmp_path, monkeypatch, caplog, capsys):
+    """With no WANDB_MODE and no key, the W&B run is written offline into the run folder, and
+    the run's last line says how to upload it."""
+    caplog.set_level(logging.INFO, logger="deeptune.details")  # the log file's line
     for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_DIR"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
     cfg = train_cfg("logger=wandb", "logger.wandb.group=g1", "tags=[t1]")
     train(cfg)
-    runs = list((Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*"))
+    out = Path(cfg.paths.output_dir)
+    runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("run-*.wandb"))
     assert "no API key found, logging offline" in caplog.text
-    assert "wandb sync" in caplog.text
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"W&B logged offline; upload with: wandb sync {out}/wandb/offline-run-*"
     assert (Path(cfg.paths.output_dir) / "csv" / "metrics.csv").is_file()  # CSV comes along
 
 
@@ -133,6 +138,31 @@ def test_a_killed_wandb_run_leaves_nothing_in_the_temp_folder(tmp_path):
     run.wait()
     assert not list(system_tmp.glob("tmp*")), list(system_tmp.iterdir())
     assert len(list((run_dir / "wandb").glob("tmp*wandb-artifacts"))) == 1
+
+
+def test_default_run_tells_a_short_story(tmp_path):
+    """`python train.py` into a pipe, W&B offline: what is trained on what, the table, the run
+    folder and the sync command, in a few short lines; the details are in train.log."""
+    env = {"WANDB_MODE": "offline", "WANDB_CONFIG_DIR": str(tmp_path / "wandb-config")}
+    args = ("logger=wandb", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}/run")
+    run = run_cli(str(ROOT / "train.py"), *args, cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    console = (run.stdout + run.stderr).splitlines()
+    assert len(console) <= 25, "\n".join(console)
+    assert max(len(line) for line in console) <= 200
+    text = "\n".join(console)
+    for noise in ("anonymous", "rank 0 of 1", "wandb:", "WARNING", "FLOPs"):
+        assert noise not in text, noise
+    assert console[0].startswith("deeptune: MLP (26,122 parameters) on digits (1,257 / 270 / 270")
+    assert console[-2:] == [
+        f"run folder: {tmp_path}/run",
+        f"W&B logged offline; upload with: wandb sync {tmp_path}/run/wandb/offline-run-*",
+    ]
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "rank 0 of 1: epochs 1, best 1; train loss=" in log
+    summary = log.split("model_summary][INFO] - ", 1)[1]
+    assert re.search(r"^0 +\| net +\| MLP +\| 26\.1 K \| train \| 51\.7 K ", summary, re.M)
+    assert max(len(line) for line in log.splitlines()) < 400  # no dict of every epoch
 
 
 @pytest.mark.slow
@@ -190,10 +220,10 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert [j.name for j in jobs] == ["0", "1"]
     for job in jobs:
         assert (job / "metrics.json").is_file()
-        ranks = [  # each rank's final metrics, less its own fit time
-            re.sub(r"'fit_s': [0-9.]+, ", "", line.split(": ", 2)[2])
+        ranks = [  # each rank's final metrics
+            line.split(" - rank ", 1)[1].split(": ", 1)[1]
             for line in (job / "train.log").read_text().splitlines()
-            if "][deeptune.run.fit][INFO] - rank " in line
+            if "][deeptune.details][INFO] - rank " in line
         ]
         assert len(ranks) == 2 and ranks[0] == ranks[1]  # rank 0 and rank 1 agree
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers.runs import ROOT, run_cli
 
 from deeptune.config import check_group_overrides
@@ -197,16 +198,60 @@ def test_npz_with_wrong_keys(train_cfg, tmp_path):
 
 @pytest.mark.slow
 def test_cli_errors_are_one_line_with_exit_2(tmp_path):
-    """As a user sees them: stderr is one line, exit status 2, no traceback, no metrics.json."""
-    for args in (["model.depth=0"], ["optimizer=adamm"], ["data=csv", "data.source.path=no.csv"]):
-        result = run_cli(
-            str(ROOT / "train.py"), "logger=csv", f"hydra.run.dir={tmp_path}/r", *args, cwd=tmp_path
-        )
-        assert result.returncode == 2, result.stderr
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-        assert "Traceback" not in result.stderr + result.stdout
-        assert not list(tmp_path.rglob("metrics.json"))
+    """As a user sees them: stderr is one line, exit status 2, no traceback, and no run folder
+    left behind (Hydra makes it before the task starts; an unused one is removed)."""
+    cases = [["model.depth=0"], ["optimizer=adamm"], ["data=csv", "data.source.path=no.csv"]]
+    if not torch.cuda.is_available():
+        cases.append(["trainer=gpu"])
+    for args in cases:
+        for where in ([f"hydra.run.dir={tmp_path}/r"], []):  # and outputs/<date>/<time>
+            result = run_cli(str(ROOT / "train.py"), "logger=csv", *where, *args, cwd=tmp_path)
+            assert result.returncode == 2, result.stderr
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+            assert "Traceback" not in result.stderr + result.stdout
+            assert not result.stdout
+            assert not list(tmp_path.iterdir()), list(tmp_path.rglob("*"))
+
+
+def test_an_unused_run_folder_only_is_removed(tmp_path, monkeypatch):
+    """Hydra's files alone go; a folder with anything else in it stays whole."""
+    from types import SimpleNamespace
+
+    from deeptune import cli
+
+    hydra_cfg = SimpleNamespace(output_subdir=".hydra")
+    monkeypatch.setattr(cli.HydraConfig, "get", staticmethod(lambda: hydra_cfg))
+    monkeypatch.chdir(tmp_path)
+    for extra in (None, "metrics.json", "notes/readme.txt"):
+        run = tmp_path / "outputs" / "day" / "time"
+        (run / ".hydra").mkdir(parents=True, exist_ok=True)
+        (run / ".hydra" / "config.yaml").write_text("seed: 1")
+        if extra:
+            (run / extra).parent.mkdir(parents=True, exist_ok=True)
+            (run / extra).write_text("{}")
+        cli.remove_unused(run)
+        assert run.exists() is bool(extra)
+        assert (tmp_path / "outputs").exists() is bool(extra)  # emptied parents go too
+    assert (tmp_path / "outputs" / "day" / "time" / "notes" / "readme.txt").is_file()
+
+
+def test_a_gpu_asked_for_where_there_is_none(train_cfg, monkeypatch):
+    """Decided as soon as torch is imported, before the data, the model or the trainer."""
+    from deeptune.config import validate_against_machine
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(ConfigError, match=r"^trainer.accelerator='gpu' is invalid: no CUDA GPU "):
+        validate_against_machine(train_cfg("trainer=gpu"))
+    validate_against_machine(train_cfg("trainer=cpu"))
+    validate_against_machine(train_cfg())  # auto: the CPU when there is no GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match=r"^trainer.devices=2 is invalid: this machine has 1 "):
+        validate_against_machine(train_cfg("trainer=gpu", "trainer.devices=2"))
 
 
 @pytest.mark.slow

@@ -256,6 +256,10 @@ def trainer(cfg: DictConfig, callbacks: list, **kwargs):
     import torch
     from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 
+    from deeptune.console import quiet_lightning
+
+    quiet_lightning()  # before the trainer says anything: each line once, not twice
+
     node = without(cfg.trainer, TrainerNode.BUILDER_KEYS)
     # Not a Trainer argument: a process-wide torch setting, set for every run so that one
     # run's choice does not leak into the next in the same process (a sweep, the tests).

@@ -205,6 +205,7 @@ def run_task(task: Callable, cfg) -> object:
     # that second at exit too: under SLURM it can meet the time-out signal of an allocation that
     # has just finished its work.
     freeze_at_exit()
+    fresh = fresh_run_folder()
     try:
         return task(cfg)
     except Exception as err:
@@ -212,9 +213,64 @@ def run_task(task: Callable, cfg) -> object:
         log_file = None if expected else write_traceback(err)
         if in_multirun() or (not expected and os.environ.get(USER_FULL_ERROR) == "1"):
             raise  # as it is: the sweeper tells a pruned trial from a failed one by its type
+        if isinstance(err, ConfigError) and fresh is not None:
+            remove_unused(fresh)  # the run never started: no empty folder left behind
         if not expected:
             err = NodeError.of(getattr(err, "config_node", None), err, log_file)
         report(err, [])
+
+
+def fresh_run_folder() -> Path | None:
+    """The single run's folder when it holds only what Hydra put there as the job started
+    (.hydra/ and an empty log file): a folder this run may remove if it never starts."""
+    if not HydraConfig.initialized() or in_multirun():
+        return None
+    out = Path(HydraConfig.get().runtime.output_dir)
+    return out if _only_hydra_files(out, empty_logs=True) else None
+
+
+def _only_hydra_files(out: Path, empty_logs: bool = False) -> bool:
+    subdir = HydraConfig.get().output_subdir  # .hydra, or None (hydra.output_subdir=null)
+    logs = {Path(h.baseFilename) for h in _file_handlers()}
+    for path in out.rglob("*"):
+        in_subdir = subdir is not None and path.relative_to(out).parts[0] == subdir
+        is_log = path in logs and not (empty_logs and path.stat().st_size)
+        if not (in_subdir or is_log):
+            return False
+    return True
+
+
+def remove_unused(out: Path) -> None:
+    """Remove a run folder that still holds Hydra's files only, and the parents that this
+    leaves empty (outputs/<date>/), up to the working directory; never a folder with content."""
+    import shutil
+
+    if not out.is_dir() or not _only_hydra_files(out):
+        return
+    for handler in _file_handlers():  # the job's log file: closed, so nothing writes it again
+        if Path(handler.baseFilename).is_relative_to(out):
+            handler.close()
+            for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+                if isinstance(logger, logging.Logger):
+                    logger.removeHandler(handler)
+    shutil.rmtree(out, ignore_errors=True)
+    cwd = Path.cwd().resolve()
+    parent = out.resolve().parent
+    while parent != cwd and parent.is_relative_to(cwd) and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
+
+
+def _file_handlers() -> list[logging.FileHandler]:
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    found = {
+        h
+        for lg in loggers
+        if isinstance(lg, logging.Logger)
+        for h in lg.handlers
+        if isinstance(h, logging.FileHandler)
+    }
+    return list(found)
 
 
 def write_traceback(err: BaseException) -> Path | None:

@@ -1,6 +1,7 @@
 """The validation phase: a composed config is checked here, in one place, before anything runs.
 
     validate(cfg)                       the schema: every key, type and range; before torch loads
+    validate_against_machine(cfg)       what the machine must have: the GPU trainer=gpu asks for
     validate_against_data(cfg, data)    what depends on the data set (a Table, or a component
                                         data module's description): its task, its classes
     validate_against_model(cfg, net, dm) what depends on the built objects: the report's layer,
@@ -11,6 +12,7 @@ config node lives beside the code it configures (deeptune/<area>/schema.py), fou
 node's `_target_`; the rules here are the ones across nodes.
 """
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -286,6 +288,45 @@ def _no_hidden_blocks(strategy: str, freeze: list, target) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# What the machine must have: checked as soon as torch is imported, before the data loads
+
+
+def validate_against_machine(cfg: DictConfig) -> None:
+    """`trainer.accelerator=gpu` / `cuda` (trainer=gpu) where torch sees no GPU, or more
+    devices than there are: one line now, not Lightning's error once everything is built."""
+    trainer = cfg.get("trainer") or {}
+    accelerator = str(trainer.get("accelerator"))
+    if accelerator not in ("gpu", "cuda"):
+        return
+    import torch
+
+    if accelerator == "gpu" and torch.backends.mps.is_available():
+        return  # Lightning's "gpu" is Apple's MPS there; it counts those devices itself
+    found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not found:
+        if torch.version.cuda is None:
+            why = f"torch {torch.__version__} is a CPU-only build"
+        else:
+            hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+            why = "no CUDA GPU is visible" + (
+                f" (CUDA_VISIBLE_DEVICES={hidden!r})" if hidden is not None else ""
+            )
+        raise ConfigError(
+            "trainer.accelerator",
+            accelerator,
+            f"{why}: use trainer=default (a GPU when there is one, else the CPU) or trainer=cpu",
+        )
+    devices = trainer.get("devices")
+    wanted = devices if isinstance(devices, int) and devices > 0 else None
+    if isinstance(devices, (list, ListConfig)):
+        wanted = max(devices, default=-1) + 1
+    if wanted is not None and wanted > found:
+        raise ConfigError(
+            "trainer.devices", devices, f"this machine has {found} CUDA GPU(s) (0-{found - 1})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
 # After the data set is loaded, after the network is built
 
 
@@ -553,9 +594,26 @@ def check_group_overrides(overrides: Sequence[str], dirs: Sequence[Path] = ()) -
                     raise ConfigError(group, shown, "choose one of " + ", ".join(allowed))
 
 
+SLURM_LAUNCHERS = ("slurm", "slurm_local", "submitit_slurm")  # they submit with sbatch
+SLURM_CLIENT = ("sbatch", "srun")  # submitit's SlurmExecutor refuses to start without srun
+
+
 def _check_launcher_extra(choice: str) -> None:
-    """Hydra cannot compose a launcher whose plugin is missing, and says so in a dozen lines."""
+    """Hydra cannot compose a launcher whose plugin is missing, and says so in a dozen lines;
+    a SLURM launcher without SLURM's commands ends in submitit's traceback, after the sweep
+    folder is made."""
+    import shutil
+
     from deeptune import extras
 
     if extra := extras.LAUNCHER_EXTRAS.get(choice):
         extras.require(extra, "hydra/launcher", choice, f"the {choice} launcher")
+    missing = [command for command in SLURM_CLIENT if shutil.which(command) is None]
+    if choice in SLURM_LAUNCHERS and missing:
+        raise ConfigError(
+            "hydra/launcher",
+            choice,
+            f"no SLURM client here ({' and '.join(missing)} not on PATH): submit from a "
+            "cluster's login node, or start the single-node test cluster "
+            "(scripts/slurm/start-slurm.sh, as root) and use hydra/launcher=slurm_local",
+        )

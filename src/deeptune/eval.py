@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from deeptune import builders, outputs, tasks, trust
 from deeptune.cli import guarded, run_task
-from deeptune.config import CONFIG_PATH, validate
+from deeptune.config import CONFIG_PATH, validate, validate_against_machine
 from deeptune.errors import ConfigError
 from deeptune.run.saved import load_run, read_config, run_folder
 from deeptune.run.schema import EvalConfig
@@ -34,6 +34,7 @@ def _evaluate(cfg: DictConfig) -> float:
     ckpt = Path(cfg.ckpt_path).expanduser()
     if not ckpt.is_file():
         raise ConfigError("ckpt_path", str(ckpt), "no such file")
+    validate_against_machine(cfg)  # trainer=gpu where there is none: said before the model loads
     if cfg.get("data"):
         return evaluate_on_table(cfg, ckpt)
     if ckpt.suffix in (".yaml", ".yml"):

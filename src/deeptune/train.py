@@ -14,8 +14,14 @@ from omegaconf import DictConfig
 
 import deeptune.resolvers  # noqa: F401  (registers the resolvers of hydra/launcher=slurm)
 from deeptune import builders, outputs, provenance, tasks, trust
-from deeptune.cli import guarded, run_task
-from deeptune.config import CONFIG_PATH, derive, validate, validate_against_data
+from deeptune.cli import guarded, in_multirun, run_task
+from deeptune.config import (
+    CONFIG_PATH,
+    derive,
+    validate,
+    validate_against_data,
+    validate_against_machine,
+)
 from deeptune.errors import Interrupted
 from deeptune.run import repeat, resume
 from deeptune.run.summary import print_summary
@@ -34,6 +40,7 @@ def train(cfg: DictConfig) -> float | list[float]:
 
 
 def _train(cfg: DictConfig) -> float | list[float]:
+    validate_against_machine(cfg)  # a GPU asked for and none there: said before the data loads
     try:
         data = builders.data(cfg)  # a Table, or a component data module's description
         directions = validate_against_data(cfg, data)
@@ -44,6 +51,13 @@ def _train(cfg: DictConfig) -> float | list[float]:
         metrics, is_main = repeat.run(cfg, data)
     except Interrupted as stop:
         resume.record_interruption(cfg, stop)
+        if not stop.where:
+            stop.where = f"in {cfg.paths.output_dir}"
+        raise
+    except Exception:
+        out_dir = Path(cfg.paths.output_dir)
+        if (out_dir / outputs.METRICS_FILE).is_file():  # the fit's record: status failed, why
+            print(f"run folder: {out_dir}", flush=True)
         raise
     import torch
 
@@ -61,6 +75,10 @@ def _train(cfg: DictConfig) -> float | list[float]:
         outputs.save_metrics(metrics, out_dir)
         resume.discard_last(cfg, out_dir)
         print_summary("deeptune: final metrics", metrics, out_dir)
+        if overfit := metrics.get("overfit"):  # debug=overfit: a FAIL ends a single run with 1
+            from deeptune.diagnostics.overfit import say_verdict
+
+            say_verdict(overfit, fail_raises=not in_multirun())
     return _objective(cfg, metrics)
 
 

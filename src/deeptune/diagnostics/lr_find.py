@@ -3,9 +3,13 @@ printed, plotted and (with apply=true) used for the run. metrics.json's `lr_find
 the suggestion and whether the run trained with it; config.yaml stays the config as given."""
 
 import logging
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from lightning.pytorch.callbacks import LearningRateFinder
+
+from deeptune.console import say
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +38,8 @@ class LRFind(LearningRateFinder):
     def on_fit_start(self, trainer, pl_module) -> None:
         if trainer.ckpt_path:  # resuming: the first start already found and applied the rate
             return
-        self.lr_find(trainer, pl_module)
+        with _bar_on_terminals_only():
+            self.lr_find(trainer, pl_module)
         if self.optimal_lr is None:  # fast_dev_run
             return
         suggestion = self.optimal_lr.suggestion()
@@ -57,11 +62,9 @@ class LRFind(LearningRateFinder):
                 if self.apply
                 else "set it with optimizer.lr=..."
             )
-            log.warning(
-                "lr_find: suggested learning rate %.3g (steepest fall of the loss); plot: %s; %s",
-                suggestion,
-                self.out_dir / PLOT_FILE,
-                action,
+            say(
+                f"lr_find: suggested learning rate {suggestion:.3g} (steepest fall of the loss); "
+                f"plot: {self.out_dir / PLOT_FILE}; {action}"
             )
 
     def _use(self, trainer, lr: float) -> None:
@@ -81,3 +84,17 @@ class LRFind(LearningRateFinder):
 
     def report(self) -> dict:
         return {"lr_find": self.result} if self.result else {}
+
+
+@contextmanager
+def _bar_on_terminals_only():
+    """Lightning's finder always draws a tqdm bar; in a log file its redraws are noise. tqdm's
+    own `disable=None` draws it on a terminal only."""
+    from lightning.pytorch.tuner import lr_finder
+
+    bar = lr_finder.tqdm
+    lr_finder.tqdm = partial(bar, disable=None)
+    try:
+        yield
+    finally:
+        lr_finder.tqdm = bar

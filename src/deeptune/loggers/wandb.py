@@ -6,10 +6,13 @@ import netrc
 import os
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from lightning.pytorch.loggers import WandbLogger as _WandbLogger
+
+from deeptune.console import DETAILS
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,12 @@ class WandbLogger(_WandbLogger):
 
     The id makes a resumed or requeued run continue its own W&B run instead of starting a new
     one; without a key W&B would prompt for one or fail, so it logs offline and says how to
-    upload. wandb's scratch folders go into <save_dir>/wandb. Every argument is Lightning's
-    (and W&B's, through **kwargs).
+    upload (the run's summary prints the `wandb sync` command: deeptune.run.summary). wandb's
+    scratch folders go into <save_dir>/wandb. W&B's own console lines (its run header, history
+    and summary: 35 lines) are silenced with its `silent` setting; its warnings and errors
+    still print, and its log stays in <save_dir>/wandb/<run>/logs. Every argument is
+    Lightning's (and W&B's, through **kwargs: `+logger.wandb.settings.silent=false` brings the
+    lines back).
     """
 
     def __init__(self, save_dir: str = ".", id: str | None = None, offline: bool = False, **kwargs):
@@ -57,10 +64,26 @@ class WandbLogger(_WandbLogger):
             id = hashlib.sha1(str(Path(save_dir).resolve()).encode()).hexdigest()[:16]
         if not (offline or os.environ.get("WANDB_MODE") or has_api_key()):
             offline = True
-            log.warning(
+            DETAILS.info(
                 "W&B: no API key found, logging offline to %s/wandb; upload later with "
                 "`wandb sync %s/wandb/offline-run-*`",
                 save_dir,
                 save_dir,
             )
+        kwargs["settings"] = _silent(kwargs.get("settings"))
         super().__init__(save_dir=save_dir, id=id, offline=offline, **kwargs)
+        # Lightning passes anonymous=None whatever it is given, and W&B warns on every run that
+        # the setting has no effect (any value but unset does): leave it unset.
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
+
+
+def _silent(settings):
+    """W&B's settings (None, a mapping or a wandb.Settings), `silent` unless they say."""
+    import wandb
+
+    if settings is None or isinstance(settings, Mapping):
+        return wandb.Settings(**{"silent": True, **(settings or {})})
+    if "silent" not in settings.model_fields_set:
+        settings.silent = True
+    return settings

@@ -5,7 +5,7 @@ record: metrics.json with status failed (or pruned, for a trial its sweep stoppe
 and what the callbacks had measured by then; one stopped by a signal, status interrupted.
 """
 
-import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +14,10 @@ from omegaconf import DictConfig
 
 from deeptune import builders, outputs, provenance, signals
 from deeptune.config import derive, validate_against_model
+from deeptune.console import DETAILS, say
+from deeptune.data.component import ComponentData
 from deeptune.loggers import hparams
 from deeptune.run import blame, ddp, portable, resume
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,6 +37,12 @@ def assemble(cfg: DictConfig, data) -> Parts:
     datamodule = builders.datamodule(cfg, data)
     model = builders.module(cfg, datamodule)
     model.deeptune_state = portable.describe(cfg, datamodule)  # into every checkpoint
+    if not isinstance(data, ComponentData) and not model.compile_net:
+        # The table's samples are float tensors of this shape: Lightning's model summary runs
+        # one through the network to count its FLOPs (a user's module may batch a dict: none).
+        import torch
+
+        model.example_input_array = torch.zeros(1, *datamodule.input_shape)
     validate_against_model(cfg, model.net, datamodule)
     loggers = builders.loggers(cfg)
     callbacks = builders.callbacks(cfg, has_logger=bool(loggers))
@@ -60,6 +66,7 @@ def fit_one(cfg: DictConfig, data) -> tuple[dict, bool]:
     loggers = list(parts.loggers.values())
     if trainer.is_global_zero:
         outputs.save_config(cfg, out_dir)
+        say(story(cfg, parts, ckpt))
     try:
         with blame.blamed(blame.owners(parts, cfg)):
             if trainer.is_global_zero:  # the trainer's: debug=fast swaps them for a dummy
@@ -73,7 +80,7 @@ def fit_one(cfg: DictConfig, data) -> tuple[dict, bool]:
                 metrics["report"] = final_report(
                     cfg, parts.model, parts.datamodule, out_dir, loggers
                 )
-        log.info("rank %d of %d: %s", trainer.global_rank, trainer.world_size, metrics)
+        DETAILS.info("rank %d of %d: %s", trainer.global_rank, trainer.world_size, brief(metrics))
         return metrics, trainer.is_global_zero
     except Exception as err:
         if trainer.is_global_zero:
@@ -94,6 +101,59 @@ def fit_one(cfg: DictConfig, data) -> tuple[dict, bool]:
     finally:
         _finish_wandb(parts.loggers)
         ddp.end_process_group()
+
+
+def story(cfg: DictConfig, parts: Parts, ckpt: str | None) -> str:
+    """The run in one line: the network, the data, how long and where it trains."""
+    dm, net, trainer = parts.datamodule, parts.model.net, parts.trainer
+    n_params = sum(p.numel() for p in net.parameters())
+    samples = ""
+    if indices := getattr(dm, "indices", None):  # the tensor path's split
+        sizes = " / ".join(f"{len(indices[s]):,}" for s in ("train", "val", "test") if s in indices)
+        samples = f"{sizes} train / val / test samples, "
+    shape = tuple(dm.input_shape)
+    classes = builders.class_names(dm)
+    target = f"{len(classes)} classes" if classes else "regression"
+    device = type(trainer.accelerator).__name__.removesuffix("Accelerator").lower()
+    where = (
+        f"{trainer.num_devices} {device}"
+        if trainer.num_nodes == 1
+        else (f"{trainer.num_nodes} x {trainer.num_devices} {device}")
+    )
+    n = trainer.max_epochs
+    epochs = f"up to {n} epoch{'s' if n != 1 else ''}" if n and n > 0 else "no epoch limit"
+    part = Path(cfg.paths.output_dir).name
+    part = f"{part}: " if re.fullmatch(r"(restart|fold)_\d+", part) else ""
+    resumed = f", continuing {Path(ckpt).name}" if ckpt else ""
+    return (
+        f"deeptune: {part}{type(net).__name__} ({n_params:,} parameters) on {_data_name(cfg)} "
+        f"({samples}input {shape}, {target}), {epochs} on {where}{resumed}"
+    )
+
+
+def _data_name(cfg: DictConfig) -> str:
+    """The `data` choice (digits, csv, ...), with the file it reads when it reads one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    source = cfg.data.get("source") or {}
+    name = HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else None
+    name = name or str(source.get("_target_") or cfg.data.get("_target_")).rpartition(".")[2]
+    path = source.get("path") if hasattr(source, "get") else None
+    return f"{name} {Path(path).name}" if path else name
+
+
+def brief(metrics: dict) -> str:
+    """A rank's final figures, one short line for the log (metrics.json has them all)."""
+    splits = [
+        f"{split} " + " ".join(f"{k}={_figure(v)}" for k, v in metrics[split].items())
+        for split in ("train", "val", "test")
+        if metrics.get(split)
+    ]
+    return f"epochs {metrics.get('epochs')}, best {metrics.get('best_epoch')}; " + "; ".join(splits)
+
+
+def _figure(value) -> str:
+    return f"{value:.6g}" if isinstance(value, (int, float)) else str(value)
 
 
 def _failure(err: Exception, trainer, cfg: DictConfig) -> dict:

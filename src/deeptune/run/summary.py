@@ -40,7 +40,18 @@ def print_summary(title: str, metrics: dict, out_dir: Path) -> None:
     extras = {k: metrics[k] for k in shown if k in metrics}
     if extras:
         console.print("  ".join(f"{k}: {v}" for k, v in extras.items()))
-    console.print(f"run folder: {out_dir}")
+    console.print(f"run folder: {out_dir}", highlight=False, soft_wrap=True)
+    if sync := wandb_sync_command(out_dir):
+        console.print(f"W&B logged offline; upload with: {sync}", highlight=False, soft_wrap=True)
+
+
+def wandb_sync_command(out_dir: Path) -> str | None:
+    """`wandb sync ...` for the W&B runs this run wrote offline (its parts' too), or None."""
+    if list(out_dir.glob("wandb/offline-run-*")):
+        return f"wandb sync {out_dir}/wandb/offline-run-*"
+    if list(out_dir.glob("*/wandb/offline-run-*")):  # restarts or folds, one W&B run each
+        return f"wandb sync {out_dir}/*/wandb/offline-run-*"
+    return None
 
 
 def spread_table(spread: dict):
