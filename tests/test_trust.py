@@ -36,7 +36,14 @@ def legit_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("legit")
     cfg = compose_cfg(
         "train",
-        ["logger=csv", "trainer.max_epochs=1", "restarts=2", "ensemble=mean_prob"],
+        # keep_last: the lab's analyses read a run's final weights (last.ckpt)
+        [
+            "logger=csv",
+            "trainer.max_epochs=1",
+            "restarts=2",
+            "ensemble=mean_prob",
+            "keep_last=true",
+        ],
         out / "run",
     )
     train(cfg)
