@@ -137,6 +137,9 @@ REFUSED = [  # (the override, the key its one line names)
     ("model=cnn", "model"),
     ("model.compile=true", "model.compile"),
     ("trainer.accumulate_grad_batches=2", "trainer.accumulate_grad_batches"),
+    ("debug=lr_find", "callbacks.lr_find"),
+    ("debug=profile", "trainer.profiler"),
+    ("trainer.precision=bf16-mixed", "trainer.precision"),
 ]
 
 

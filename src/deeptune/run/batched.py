@@ -47,6 +47,24 @@ TRAINER_DEFAULTS = {  # trainer keys the hand loop implements only at these valu
     "min_epochs": (None, 0),
     "max_time": (None,),
     "strategy": ("auto", None),
+    "profiler": (None,),
+}
+# Callbacks the hand loop stands in for (checkpoint, early stopping), may leave out (progress,
+# summaries, diagnostics, the learning-rate log, last.ckpt: a batched run starts again from
+# scratch), or that build nothing in a restart (the run modes' nodes). Any other would change
+# the training it does not run, so it is refused.
+CALLBACKS = {
+    "model_checkpoint",
+    "early_stopping",
+    "last_checkpoint",
+    "non_finite_loss",
+    "lr_monitor",
+    "grad_health",
+    "progress_bar",
+    "model_summary",
+    "stepwise",
+    "freeze",
+    "optuna_pruning",  # each restart's config drops it (repeat.variants)
 }
 
 
@@ -91,8 +109,9 @@ def check(c: dict) -> None:
     callbacks = c.get("callbacks") or {}
     if callbacks.get("model_checkpoint") is None:
         refuse("callbacks.model_checkpoint", None, "keeps each member's best weights: keep it")
-    if callbacks.get("optuna_pruning", {}) and c["optuna"]["trial"] is not None:
-        refuse("optuna.trial", c["optuna"]["trial"])
+    for name, node in callbacks.items():
+        if node is not None and name not in CALLBACKS:
+            refuse(f"callbacks.{name}", node.get("_target_"))
 
 
 class Member:
@@ -177,6 +196,8 @@ def fit_members(parts: list[DictConfig], data) -> list[dict]:
         return template.loss(out, y), out
 
     step = vmap(member_loss, randomness="different")
+    x_val = torch.stack([m.dm.tensors["val"][0] for m in members]).to(device)
+    y_val = torch.stack([m.dm.tensors["val"][1] for m in members]).to(device)
     optimizer = template.optimizer_factory(list(params.values()))
     active = list(range(len(members)))  # the members still training, in the stack's order
     max_epochs = parts[0].trainer.max_epochs
@@ -203,7 +224,7 @@ def fit_members(parts: list[DictConfig], data) -> list[dict]:
             optimizer.zero_grad(set_to_none=True)
             seen.append((out.detach(), y, losses.detach(), idx.shape[1]))
             global_step += 1
-        scores = _validate(members, active, params, buffers, template, device)
+        scores = _validate(members, active, params, buffers, template, x_val[active], y_val[active])
         stopped = []
         for row, i in enumerate(active):
             m = members[i]
@@ -245,15 +266,13 @@ def _device(cfg: DictConfig):
     return torch.device("cpu")
 
 
-def _validate(members, active, params, buffers, template, device) -> list[dict]:
+def _validate(members, active, params, buffers, template, x_val, y_val) -> list[dict]:
     """Each active member's val metrics this epoch ({'val/acc': ..., ...}), as Lightning's
     validation loop logs them: eval mode, eval_batch_size chunks, the module's torchmetrics."""
     import torch
     from torch.func import functional_call, vmap
 
     template.eval()
-    x_val = torch.stack([members[i].dm.tensors["val"][0] for i in active]).to(device)
-    y_val = torch.stack([members[i].dm.tensors["val"][1] for i in active]).to(device)
 
     def forward(p, b, x, y):
         out = functional_call(template, ({f"net.{k}": v for k, v in {**p, **b}.items()}), (x,))
