@@ -156,3 +156,27 @@ def test_what_it_cannot_batch_is_one_line(train_cfg, override, key):
 def test_the_backend_is_checked_by_the_schema(train_cfg):
     with pytest.raises(ConfigError, match="restarts_backend"):
         validate(train_cfg("restarts_backend=parallel"))
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["optimizer=momentum", "optimizer=adamw", "model.norm=layer"],
+)
+def test_other_optimisers_and_layer_norm_match_too(train_cfg, override):
+    runs = _both(train_cfg, "data=moons", "trainer.max_epochs=3", override, n=2)
+    for s, b in zip(runs["sequential"][1], runs["batched"][1], strict=True):
+        _assert_same(s, b)
+
+
+def test_resume_reads_the_finished_members_back(train_cfg):
+    overrides = (*QUIET, "data=moons", "trainer.max_epochs=2", "restarts=3")
+    cfg = train_cfg(*overrides, "restarts_backend=batched")
+    train(cfg)
+    first = _members(cfg, 3)
+    out = Path(cfg.paths.output_dir)
+    (out / "restart_2" / "metrics.json").unlink()  # as if interrupted before the last member
+    (out / "metrics.json").unlink()
+    train(cfg)
+    again = _members(cfg, 3)
+    assert again[:2] == first[:2]  # read back, not fitted again
+    _assert_same(first[2], again[2])
