@@ -131,7 +131,6 @@ REFUSED = [  # (the override, the key its one line names)
     ("model.norm=batch", "model.norm"),
     ("optimizer=lbfgs", "optimizer"),
     ("scheduler=cosine", "scheduler"),
-    ("trainer.gradient_clip_val=1.0", "trainer.gradient_clip_val"),
     ("trainer.devices=2", "trainer.devices"),
     ("stepwise.strategy=lower_first", "stepwise.strategy"),
     ("model=cnn", "model"),
@@ -160,10 +159,16 @@ def test_the_backend_is_checked_by_the_schema(train_cfg):
 
 @pytest.mark.parametrize(
     "override",
-    ["optimizer=momentum", "optimizer=adamw", "model.norm=layer"],
+    [
+        "optimizer=momentum",
+        "optimizer=adamw",
+        "model.norm=layer",
+        "trainer.gradient_clip_val=0.05",  # small enough to clip most steps
+        "trainer.gradient_clip_val=0.01 trainer.gradient_clip_algorithm=value",
+    ],
 )
-def test_other_optimisers_and_layer_norm_match_too(train_cfg, override):
-    runs = _both(train_cfg, "data=moons", "trainer.max_epochs=3", override, n=2)
+def test_other_optimisers_layer_norm_and_clipping_match_too(train_cfg, override):
+    runs = _both(train_cfg, "data=moons", "trainer.max_epochs=3", *override.split(), n=2)
     for s, b in zip(runs["sequential"][1], runs["batched"][1], strict=True):
         _assert_same(s, b)
 

@@ -4,10 +4,11 @@ N small networks fitted one after another each pay Lightning's fixed cost and us
 the machine; stacked, one forward and one backward per step serve them all. Each member is the
 sequential restart i made exactly as `deeptune.run.fit.fit_one` makes it (its config from
 `repeat.variants`, its network built under seed + i, so the initial weights are identical; its
-own shuffling, TensorBatches seeded by its config's data.seed); it keeps its own optimiser state,
-its own early stopping and its own best weights, and leaves restart_<i>/checkpoints/best.ckpt
-(the state_dict keys and the `deeptune` entry of a sequential restart's, so deeptune.load,
-eval.py, predict and ensembles read it) and the metrics `repeat.fit_part` writes.
+own shuffling, TensorBatches seeded by its config's data.seed); it keeps its own optimiser
+state, its own gradient clipping (norm or value), its own dropout masks, its own early stopping
+and its own best weights, and leaves restart_<i>/checkpoints/best.ckpt (the state_dict keys and
+the `deeptune` entry of a sequential restart's, so deeptune.load, eval.py, predict and
+ensembles read it) and the metrics `repeat.fit_part` writes.
 
 A hand loop, not Lightning: a LightningModule is one model with one optimiser step, one early
 stopping and one checkpoint, and N of each is what this needs. What it cannot batch is refused
@@ -37,7 +38,6 @@ TRAINER_DEFAULTS = {  # trainer keys the hand loop implements only at these valu
     "precision": ("32-true", "32", 32, None),
     "accumulate_grad_batches": (1, None),
     "check_val_every_n_epoch": (1, None),
-    "gradient_clip_val": (None, 0, 0.0),
     "fast_dev_run": (False, 0, None),
     "overfit_batches": (0, 0.0, None),
     "limit_train_batches": (1.0, 1, None),
@@ -196,6 +196,9 @@ def fit_members(parts: list[DictConfig], data) -> list[dict]:
         return template.loss(out, y), out
 
     step = vmap(member_loss, randomness="different")
+    trainer = parts[0].trainer
+    clip_val = trainer.get("gradient_clip_val")
+    clip = (float(clip_val), trainer.get("gradient_clip_algorithm") or "norm") if clip_val else ()
     x_val = torch.stack([m.dm.tensors["val"][0] for m in members]).to(device)
     y_val = torch.stack([m.dm.tensors["val"][1] for m in members]).to(device)
     optimizer = template.optimizer_factory(list(params.values()))
@@ -220,6 +223,8 @@ def fit_members(parts: list[DictConfig], data) -> list[dict]:
             losses, out = step(params, buffers, x, y)
             # The sum's gradient in member i's parameters is member i's own loss's gradient.
             losses.sum().backward()
+            if clip:
+                _clip(params, *clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             seen.append((out.detach(), y, losses.detach(), idx.shape[1]))
@@ -245,6 +250,25 @@ def fit_members(parts: list[DictConfig], data) -> list[dict]:
         epoch += 1
     fit_s = round(time.perf_counter() - started, 3)
     return [_finish(m, fit_s) for m in members]
+
+
+def _clip(params: dict, value: float, algorithm: str) -> None:
+    """Each member's gradients clipped as Lightning clips one model's (trainer.gradient_clip_*):
+    `value` clamps every element; `norm` scales a member's gradients by
+    min(1, value / (its global 2-norm + 1e-6)), torch.nn.utils.clip_grad_norm_'s formula, with
+    the norm taken over that member's slices only."""
+    import torch
+
+    grads = [p.grad for p in params.values() if p.grad is not None]
+    if algorithm == "value":
+        for g in grads:
+            g.clamp_(-value, value)
+        return
+    norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads], dim=1)
+    total = torch.linalg.vector_norm(norms, dim=1)  # (members,)
+    coef = torch.clamp(value / (total + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
 
 
 def _same_split(a: Member, b: Member) -> bool:
