@@ -66,6 +66,10 @@ def test_each_member_has_the_metrics_of_its_sequential_restart(train_cfg):
     seq_run = json.loads((Path(seq_cfg.paths.output_dir) / "metrics.json").read_text())
     bat_run = json.loads((Path(bat_cfg.paths.output_dir) / "metrics.json").read_text())
     assert bat_run["restarts"]["seeds"] == seq_run["restarts"]["seeds"] == [42, 43, 44]
+    assert (bat_run["restarts"]["backend"], seq_run["restarts"]["backend"]) == (
+        "batched",
+        "sequential",
+    )
     assert bat_run["restarts"]["val"]["acc"]["runs"] == seq_run["restarts"]["val"]["acc"]["runs"]
 
 

@@ -38,7 +38,9 @@ def run(cfg: DictConfig, data) -> tuple[dict, bool]:
     if cfg.cv.folds > 1:
         summary["cv"] = {"folds": cfg.cv.folds, **spread}
     else:
-        summary["restarts"] = {"n": len(parts), "seeds": [p.seed for p in parts], **spread}
+        backend = cfg.get("restarts_backend", "sequential")
+        seeds = [p.seed for p in parts]
+        summary["restarts"] = {"n": len(parts), "seeds": seeds, "backend": backend, **spread}
         if cfg.ensemble != "none" and is_main:
             summary["ensemble"] = _ensemble(cfg, data, runs)
     if is_main:
