@@ -8,6 +8,7 @@ EXPECTED = {
     "bench_cli.py": "--cfg job",
     "bench_sweep.py": "parallel / sequential",
     "bench_scaling.py": "ms/epoch",
+    "bench_batched.py": "x faster",
 }
 
 

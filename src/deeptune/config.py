@@ -29,6 +29,7 @@ from deeptune.lab import schema as _lab  # noqa: F401
 from deeptune.loggers import schema as _loggers  # noqa: F401
 from deeptune.models.schema import HIDDEN_LAYER_MODELS
 from deeptune.optim.schema import CLOSURE_OPTIMIZERS
+from deeptune.run import batched
 from deeptune.run.schema import (
     ENSEMBLES,
     MIXED_PRECISIONS,
@@ -228,6 +229,7 @@ def _check_run(c: dict) -> None:
             "finetune.from", ft["from"], "no such file; pass a run's checkpoints/best.ckpt"
         )
     _check_layer_schedules(c)
+    batched.check(c)  # restarts_backend=batched: the knobs it cannot batch
 
 
 def _check_closure_optimizer(optimizer: dict, trainer: dict) -> None:

@@ -6,8 +6,9 @@ what it ran, and `eval.py` on a part's checkpoint rebuilds that part. The run's 
 the means as its train / val / test figures, the spread of every metric under `cv` or
 `restarts`, and, for restarts, their ensemble.
 
-The parts run one after another. A batched back end (the N seeds' networks stacked and trained
-in one step with torch.func) would replace `_fit_parts` and return the same list of metrics.
+The parts run one after another, or, for restarts with `restarts_backend=batched`, together:
+the N seeds' networks stacked and trained in one step with torch.func (deeptune.run.batched),
+which writes the same folders and returns the same list of metrics.
 """
 
 import json
@@ -29,12 +30,17 @@ def run(cfg: DictConfig, data) -> tuple[dict, bool]:
     parts = variants(cfg)
     if not parts:
         return fit.fit_one(cfg, data)
-    runs, is_main = _fit_parts(parts, data)
+    if cfg.cv.folds == 1 and cfg.get("restarts_backend", "sequential") == "batched":
+        runs, is_main = _fit_batched(parts, data), True
+    else:
+        runs, is_main = _fit_parts(parts, data)
     summary, spread = summarize(runs)
     if cfg.cv.folds > 1:
         summary["cv"] = {"folds": cfg.cv.folds, **spread}
     else:
-        summary["restarts"] = {"n": len(parts), "seeds": [p.seed for p in parts], **spread}
+        backend = cfg.get("restarts_backend", "sequential")
+        seeds = [p.seed for p in parts]
+        summary["restarts"] = {"n": len(parts), "seeds": seeds, "backend": backend, **spread}
         if cfg.ensemble != "none" and is_main:
             summary["ensemble"] = _ensemble(cfg, data, runs)
     if is_main:
@@ -82,6 +88,31 @@ def _fit_parts(parts: list[DictConfig], data) -> tuple[list[dict], bool]:
         metrics, is_main = fit_part(part, data)
         runs.append(metrics)
     return runs, is_main
+
+
+def _fit_batched(parts: list[DictConfig], data) -> list[dict]:
+    """The restarts trained as one vectorised model; with `resume=auto` the ones that finished
+    before an interruption are read back, the rest trained together."""
+    from deeptune.run import batched
+
+    runs: list[dict | None] = [None] * len(parts)
+    todo = []
+    for i, part in enumerate(parts):
+        out_dir = Path(part.paths.output_dir)
+        if part.resume == "auto" and outputs.run_status(out_dir) == "completed":
+            runs[i] = json.loads((out_dir / outputs.METRICS_FILE).read_text())
+        else:
+            todo.append(i)
+    if len(todo) == 1:  # one left: a plain fit
+        runs[todo[0]] = fit_part(parts[todo[0]], data)[0]
+    elif todo:
+        fitted = batched.fit_members([parts[i] for i in todo], data)
+        for i, metrics in zip(todo, fitted, strict=True):
+            part = parts[i]
+            metrics.update(status="completed", seed=part.seed, provenance=provenance.collect())
+            outputs.save_metrics(metrics, Path(part.paths.output_dir))
+            runs[i] = metrics
+    return runs
 
 
 def fit_part(cfg: DictConfig, data) -> tuple[dict, bool]:

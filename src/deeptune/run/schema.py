@@ -162,6 +162,7 @@ class TrainConfig(Section):
     threads: Int(ge=1, le=4096) | Literal["auto"] | None
     cv: CrossValidation
     restarts: Int(ge=1, le=10_000)
+    restarts_backend: Literal["sequential", "batched"] = "sequential"  # older configs lack it
     ensemble: Literal[("none", *ENSEMBLES)]
     stepwise: Stepwise
     finetune: Finetune

@@ -61,7 +61,8 @@ def spread_table(spread: dict):
     if "folds" in spread:
         title = f"{spread['folds']}-fold cross-validation (the test split is the same for all)"
     else:
-        title = f"{spread['n']} restarts (seeds {spread['seeds']})"
+        how = ", batched" if spread.get("backend") == "batched" else ""
+        title = f"{spread['n']} restarts{how} (seeds {spread['seeds']})"
     table = Table(title=title, header_style="bold")
     for name in ("metric", "mean ± std", "95% CI", "min", "max"):
         table.add_column(name, justify="left" if name == "metric" else "right")
