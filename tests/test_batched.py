@@ -143,6 +143,8 @@ REFUSED = [  # (the override, the key its one line names)
     ("debug=lr_find", "callbacks.lr_find"),
     ("debug=profile", "trainer.profiler"),
     ("trainer.precision=bf16-mixed", "trainer.precision"),
+    ("+trainer.val_check_interval=0.5", "trainer.val_check_interval"),
+    ("+trainer.min_steps=5", "trainer.min_steps"),
 ]
 
 
@@ -154,6 +156,14 @@ def test_what_it_cannot_batch_is_one_line(train_cfg, override, key):
     message = str(err.value)
     assert message.startswith(f"{key}=") and "\n" not in message, message
     assert "restarts_backend=sequential" in message
+
+
+def test_a_nan_loss_stops_the_batched_run_as_it_stops_a_restart(train_cfg):
+    from deeptune.callbacks.nonfinite import NonFiniteLoss
+
+    cfg = train_cfg("restarts=2", "restarts_backend=batched", "optimizer=sgd", "optimizer.lr=1e6")
+    with pytest.raises(NonFiniteLoss, match=r"^restart_0: the training loss became .* epoch 1"):
+        train(cfg)
 
 
 def test_the_backend_is_checked_by_the_schema(train_cfg):

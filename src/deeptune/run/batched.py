@@ -44,7 +44,9 @@ TRAINER_DEFAULTS = {  # trainer keys the hand loop implements only at these valu
     "limit_val_batches": (1.0, 1, None),
     "limit_test_batches": (1.0, 1, None),
     "max_steps": (-1, None),
+    "min_steps": (None, 0),
     "min_epochs": (None, 0),
+    "val_check_interval": (1.0, 1, None),
     "max_time": (None,),
     "strategy": ("auto", None),
     "profiler": (None,),
@@ -203,7 +205,9 @@ def fit_members(parts: list[DictConfig], data) -> list[dict]:
     y_val = torch.stack([m.dm.tensors["val"][1] for m in members]).to(device)
     optimizer = template.optimizer_factory(list(params.values()))
     active = list(range(len(members)))  # the members still training, in the stack's order
-    max_epochs = parts[0].trainer.max_epochs
+    # Lightning's own limit when neither max_epochs nor max_steps is set
+    max_epochs = parts[0].trainer.max_epochs or 1000
+    stop_on_nan = (parts[0].get("callbacks") or {}).get("non_finite_loss") is not None
     batch_size = members[0].dm.batch_size
     say(
         f"deeptune: {len(members)} restarts batched: {type(template.net).__name__} "
@@ -211,7 +215,7 @@ def fit_members(parts: list[DictConfig], data) -> list[dict]:
         f"up to {max_epochs} epochs on {device.type}"
     )
     epoch, global_step = 0, 0
-    while active and (max_epochs is None or max_epochs < 0 or epoch < max_epochs):
+    while active and epoch < max_epochs:
         template.train()
         order = torch.stack([members[i].batches(epoch) for i in active]).to(device)
         rows = torch.arange(len(active), device=device)[:, None]
@@ -229,6 +233,8 @@ def fit_members(parts: list[DictConfig], data) -> list[dict]:
             optimizer.zero_grad(set_to_none=True)
             seen.append((out.detach(), y, losses.detach(), idx.shape[1]))
             global_step += 1
+        if stop_on_nan:  # callbacks.non_finite_loss, as a sequential restart's would stop
+            _check_finite(seen, active, epoch)
         scores = _validate(members, active, params, buffers, template, x_val[active], y_val[active])
         stopped = []
         for row, i in enumerate(active):
@@ -250,6 +256,26 @@ def fit_members(parts: list[DictConfig], data) -> list[dict]:
         epoch += 1
     fit_s = round(time.perf_counter() - started, 3)
     return [_finish(m, fit_s) for m in members]
+
+
+def _check_finite(seen: list, active: list[int], epoch: int) -> None:
+    """The epoch's training losses (one read): NonFiniteLoss at the first member whose loss is
+    NaN or inf, named by its restart folder."""
+    import torch
+
+    from deeptune.callbacks.nonfinite import NonFiniteLoss
+
+    losses = torch.stack([step[2] for step in seen])  # (steps, members)
+    finite = torch.isfinite(losses)
+    if bool(finite.all()):
+        return
+    step, row = (int(i) for i in (~finite).nonzero()[0])
+    raise NonFiniteLoss(
+        f"restart_{active[row]}: the training loss became {losses[step, row].item()} at epoch "
+        f"{epoch + 1}, step {step} of the epoch. Likely causes: a learning rate too high (lower "
+        "optimizer.lr), no gradient clipping (trainer.gradient_clip_val=1.0), or an init that "
+        "explodes (model.init=normal with depth; try kaiming_* or xavier_*)"
+    )
 
 
 def _clip(params: dict, value: float, algorithm: str) -> None:
