@@ -226,6 +226,8 @@ def fresh_run_folder() -> Path | None:
     if not HydraConfig.initialized() or in_multirun():
         return None
     out = Path(HydraConfig.get().runtime.output_dir)
+    if Path.cwd().resolve().is_relative_to(out.resolve()):  # hydra.run.dir=. : never the cwd
+        return None
     return out if _only_hydra_files(out, empty_logs=True) else None
 
 
@@ -257,7 +259,10 @@ def remove_unused(out: Path) -> None:
     cwd = Path.cwd().resolve()
     parent = out.resolve().parent
     while parent != cwd and parent.is_relative_to(cwd) and not any(parent.iterdir()):
-        parent.rmdir()
+        try:
+            parent.rmdir()
+        except OSError:  # another run started in it meanwhile: it is theirs now
+            break
         parent = parent.parent
 
 
@@ -309,3 +314,7 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed.*")
     # A NaN loss stops the run with its own message (deeptune.callbacks.nonfinite).
     warnings.filterwarnings("ignore", message="Encountered `nan` values in tensor")
+    # On a machine with SLURM's client (a login node), Lightning suggests `srun python ...` for
+    # every run; deeptune submits through its launchers (hydra/launcher=slurm), whose jobs do run
+    # under srun.
+    warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
