@@ -310,6 +310,14 @@ def test_npy_state_predicts_and_checks_shapes(tmp_path):
         arrays(tmp_path, labels=str(tmp_path / "short.npy"))
 
 
+def test_an_npz_for_data_npy_is_one_line(tmp_path):
+    from deeptune.data.arrays import open_array
+
+    np.savez(tmp_path / "x.npz", x=np.zeros((4, 2)))
+    with pytest.raises(ConfigError, match=r"data.path=.*x.npz.* an .npz archive: use data=npz"):
+        open_array(tmp_path / "x.npz", "data.path")
+
+
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_rows_are_read_by_index_without_a_mapping(tmp_path, order):
     x = np.asarray(np.random.default_rng(2).normal(size=(50, 3, 2)), order=order)

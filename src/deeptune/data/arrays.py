@@ -34,9 +34,14 @@ def open_array(path, key: str) -> np.ndarray:
     if not path.is_file():
         raise ConfigError(key, str(path), "no such file")
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as err:
         raise ConfigError(key, str(path), f"not a .npy array: {err}") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive: its arrays come by name
+        array.close()
+        why = "an .npz archive: use data=npz (in memory), or save each array with np.save (.npy)"
+        raise ConfigError(key, str(path), why)
+    return array
 
 
 class Rows:
