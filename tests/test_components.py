@@ -348,3 +348,21 @@ def test_ddp_on_two_cpu_processes_with_a_config_folder(user, tmp_path):
     assert _metrics(tmp_path / "ddp")["status"] == "completed"
     log = (tmp_path / "ddp" / "train.log").read_text()
     assert "rank 1 of 2" in log and "rank 0 of 2" in log
+
+
+def test_an_ensemble_walks_a_shuffling_loader_once_for_all_members():
+    """Each member's output stays paired with the others' and with its target, however the
+    module's evaluation loader orders (or reshuffles) its samples."""
+    from deeptune.run.ensemble import split_outputs
+
+    class Reshuffled:  # a component module whose test loader shuffles on every walk
+        x, y = torch.arange(12.0).reshape(12, 1), torch.arange(12)
+
+        def test_dataloader(self):
+            idx = torch.randperm(12)
+            return [(self.x[idx[i : i + 4]], self.y[idx[i : i + 4]]) for i in range(0, 12, 4)]
+
+    members = [lambda x: x.repeat(1, 3), lambda x: 2 * x.repeat(1, 3)]
+    out, y = split_outputs(members, Reshuffled(), "test")
+    assert out.shape == (2, 12, 3)
+    assert torch.equal(out[0, :, 0], y.float()) and torch.equal(out[1, :, 0], 2 * y.float())

@@ -17,7 +17,7 @@ import yaml
 
 from deeptune import trust
 from deeptune.builders import class_names
-from deeptune.data.component import contract, outputs_and_targets, split_batches
+from deeptune.data.component import contract, outputs_and_targets
 from deeptune.errors import ConfigError
 from deeptune.metrics import flatten, task_metrics
 from deeptune.run.saved import load_run
@@ -33,11 +33,17 @@ def member_outputs(model, datamodule, splits) -> dict[str, torch.Tensor]:
         return {s: model(datamodule.tensors[s][0].cpu()) for s in splits}
 
 
-def split_targets(datamodule, split: str) -> torch.Tensor:
-    """A split's targets, in the order member_outputs walks it."""
-    if not hasattr(datamodule, "tensors"):
-        return torch.cat([y.cpu() for _, y in split_batches(datamodule, split)])
-    return datamodule.tensors[split][1].cpu()
+def split_outputs(models, datamodule, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(members, samples, ...) outputs of every member and the split's targets. A component
+    module's loader is walked once for all members, so a loader that shuffles or augments still
+    pairs each member's output with the others' and with its target."""
+    if hasattr(datamodule, "tensors"):
+        outs = [member_outputs(m, datamodule, [split])[split] for m in models]
+        return torch.stack(outs), datamodule.tensors[split][1].cpu()
+    outs, y = outputs_and_targets(
+        lambda x: torch.stack([m(x) for m in models], dim=1), datamodule, split
+    )
+    return outs.transpose(0, 1), y
 
 
 def probabilities(logits: torch.Tensor, method: str) -> torch.Tensor:
@@ -71,12 +77,11 @@ def evaluate(method: str, ckpts: list[Path], splits, data=None) -> dict:
     members = [first] + [
         load_run(c, ckpt=c, data=first.data, datamodule=first.datamodule) for c in ckpts[1:]
     ]
-    per_member = [member_outputs(m.model, first.datamodule, splits) for m in members]
     dm, out = first.datamodule, {}
     spec = contract(dm)  # task, classes, outputs: a component module's read as the net's were
     for split in splits:
-        preds = scored(torch.stack([m[split] for m in per_member]), method)
-        y = split_targets(dm, split)
+        logits, y = split_outputs([m.model for m in members], dm, split)
+        preds = scored(logits, method)
         metrics = task_metrics(spec.task, spec.num_outputs, first.cfg.get("metrics"))
         values = flatten(metrics(preds, y), class_names(spec), spec.num_outputs)
         out[split] = {name: float(value) for name, value in values.items()}
