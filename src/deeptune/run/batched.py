@@ -70,11 +70,22 @@ CALLBACKS = {
 }
 
 
+# Config keys in which the members of one batched fit may differ (the rest must agree): the
+# seed (initial weights, data order, dropout masks) and the output folder.
+MEMBER_KEYS = ("seed", "data.seed", "paths.output_dir")
+
+
 def check(c: dict) -> None:
     """One ConfigError naming the first knob the batched back end cannot honour; `c` is the
     resolved config (deeptune.config.validate)."""
     if c.get("restarts_backend", "sequential") != "batched" or c["restarts"] < 2:
         return  # restarts=1 (each restart's own config among them): a plain fit
+    check_member(c)
+
+
+def check_member(c: dict) -> None:
+    """The rules for one member's config, whatever its `restarts` (hydra/launcher=batched checks
+    each job with them)."""
 
     def refuse(key, value, why="the batched back end cannot batch it"):
         raise ConfigError(key, value, f"{why}: use restarts_backend=sequential")
