@@ -199,3 +199,131 @@ def test_resume_reads_the_finished_members_back(train_cfg):
     again = _members(cfg, 3)
     assert again[:2] == first[:2]  # read back, not fitted again
     _assert_same(first[2], again[2])
+
+
+# Per-member hyper-parameters (a batched sweep): members built from one config that differ in
+# MEMBER_KEYS only, each compared with the plain fit of its own config.
+
+
+def _sweep(train_cfg, base: list[str], members: list[dict]):
+    """(sequential metrics, batched metrics, member configs) of one config per `members` entry
+    (its dotted overrides), all with the same seed: any difference is the hyper-parameters'."""
+    from deeptune import builders
+    from deeptune.config import derive
+    from deeptune.run import batched
+
+    cfg = train_cfg(*QUIET, *base)
+    root = Path(cfg.paths.output_dir)
+    seq, parts = [], []
+    for i, updates in enumerate(members):
+        one = derive(cfg, {**updates, "paths.output_dir": str(root / f"seq_{i}")})
+        train(one)
+        seq.append(json.loads((root / f"seq_{i}" / "metrics.json").read_text()))
+        parts.append(derive(cfg, {**updates, "paths.output_dir": str(root / f"bat_{i}")}))
+    batched.check_group(parts)
+    for part in parts:
+        validate(part)
+    bat = batched.fit_members(parts, builders.data(parts[0]))
+    for part, metrics in zip(parts, bat, strict=True):
+        metrics["seed"] = part.seed
+    return seq, bat, parts
+
+
+SWEEPS = {
+    "adam": (
+        ["optimizer=adam"],
+        [
+            {"optimizer.lr": 1e-3},
+            {"optimizer.lr": 1e-2, "optimizer.weight_decay": 1e-3},
+            {"optimizer.lr": 3e-3, "optimizer.betas": [0.8, 0.99]},
+        ],
+    ),
+    "momentum": (
+        ["optimizer=momentum"],
+        [
+            {"optimizer.lr": 0.05, "optimizer.momentum": 0.9},
+            {"optimizer.lr": 0.01, "optimizer.momentum": 0.5},
+            {"optimizer.lr": 0.05, "optimizer.momentum": 0.0, "optimizer.weight_decay": 1e-2},
+        ],
+    ),
+    "clipped": (
+        ["optimizer=sgd", "trainer.gradient_clip_val=0.05"],
+        [{"optimizer.lr": 0.05}, {"optimizer.lr": 0.2}],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_members_with_their_own_hyper_parameters_match_their_own_fits(train_cfg, name):
+    base, members = SWEEPS[name]
+    seq, bat, _ = _sweep(train_cfg, ["data=moons", "trainer.max_epochs=3", *base], members)
+    for s, b in zip(seq, bat, strict=True):
+        _assert_same(s, b)
+    assert len({m["val"]["loss"] for m in bat}) == len(members)  # one seed, different models
+
+
+def test_each_member_of_a_sweep_stops_early_where_its_own_fit_stops(train_cfg):
+    seq, bat, _ = _sweep(
+        train_cfg,
+        [
+            "data=moons",
+            "optimizer=sgd",
+            "trainer.max_epochs=12",
+            "callbacks.early_stopping.patience=1",
+            "optimized_metric=val/loss",
+            "optimized_mode=min",
+            "callbacks.early_stopping.min_delta=0.02",
+        ],
+        [{"optimizer.lr": lr} for lr in (0.3, 0.05, 0.01)],
+    )
+    for s, b in zip(seq, bat, strict=True):
+        _assert_same(s, b)
+    assert len({m["epochs"] for m in bat}) > 1  # they stopped at different epochs
+
+
+def test_members_with_their_own_dropout_rates(train_cfg):
+    rates = [0.0, 0.2, 0.5]
+    seq, bat, parts = _sweep(
+        train_cfg,
+        ["trainer.max_epochs=2"],
+        [{"model.dropout": p} for p in rates],
+    )
+    _assert_same(seq[0], bat[0])  # rate 0 drops nothing: member 0 is its own plain fit
+    assert len({m["val"]["loss"] for m in bat}) == 3  # one seed: the rates made the difference
+    for s, b in zip(seq, bat, strict=True):  # the sequential fit's checkpoint layout
+        a, c = (torch.load(m["best_checkpoint"], weights_only=True) for m in (s, b))
+        assert a["state_dict"].keys() == c["state_dict"].keys()
+    from deeptune.models.mlp import MLP
+
+    net = deeptune.load(bat[2]["best_checkpoint"]).members[0].net
+    assert isinstance(net, MLP) and net.hidden[0].dropout.p == 0.5
+
+
+def test_a_member_whose_loss_goes_nan_stops_the_sweep(train_cfg):
+    from deeptune import builders
+    from deeptune.callbacks.nonfinite import NonFiniteLoss
+    from deeptune.config import derive
+    from deeptune.run import batched
+
+    cfg = train_cfg(*QUIET, "optimizer=sgd")
+    parts = [
+        derive(cfg, {"optimizer.lr": lr, "paths.output_dir": f"{cfg.paths.output_dir}/{i}"})
+        for i, lr in enumerate((0.05, 1e6))
+    ]
+    with pytest.raises(NonFiniteLoss, match=r"^restart_1: the training loss became .* epoch 1"):
+        batched.fit_members(parts, builders.data(parts[0]))
+
+
+def test_members_that_differ_outside_member_keys_are_refused(train_cfg):
+    from deeptune.config import derive
+    from deeptune.run import batched
+
+    cfg = train_cfg()
+    lr = derive(cfg, {"optimizer.lr": 0.5, "seed": 7, "model.dropout": 0.1})
+    wide = derive(cfg, {"model.width": 32})
+    batched.check_group([cfg, lr])
+    assert batched.group_key(cfg) == batched.group_key(lr) != batched.group_key(wide)
+    with pytest.raises(ConfigError) as err:
+        batched.check_group([cfg, lr, wide])
+    message = str(err.value)
+    assert message.startswith("model.width=32") and "\n" not in message, message

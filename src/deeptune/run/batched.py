@@ -71,8 +71,28 @@ CALLBACKS = {
 
 
 # Config keys in which the members of one batched fit may differ (the rest must agree): the
-# seed (initial weights, data order, dropout masks) and the output folder.
-MEMBER_KEYS = ("seed", "data.seed", "paths.output_dir")
+# seed (initial weights, data order, dropout masks), the output folder, the scalar
+# hyper-parameters of the element-wise optimisers (each member gets its own param group) and
+# the dropout rate (a per-member buffer in the batched forward). None changes a shape.
+OPTIMIZER_MEMBER_KEYS = (
+    "lr",
+    "weight_decay",
+    "momentum",
+    "dampening",
+    "nesterov",
+    "betas",
+    "eps",
+    "alpha",
+    "lr_decay",
+    "amsgrad",
+)
+MEMBER_KEYS = (
+    "seed",
+    "data.seed",
+    "paths.output_dir",
+    *(f"optimizer.{k}" for k in OPTIMIZER_MEMBER_KEYS),
+    "model.dropout",
+)
 
 
 def check(c: dict) -> None:
@@ -127,6 +147,59 @@ def check_member(c: dict) -> None:
             refuse(f"callbacks.{name}", node.get("_target_"))
 
 
+def group_key(cfg: DictConfig) -> str:
+    """What the members of one batched fit must share, as one string: the config without
+    MEMBER_KEYS and without Hydra's own node (job number, overrides, run folder). Jobs with
+    equal keys can be batched (hydra/launcher=batched groups by it). Unresolved, so that an
+    interpolation such as data.seed=${seed} compares as written."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    return json.dumps(_shared(OmegaConf.to_container(cfg, resolve=False)), sort_keys=True)
+
+
+def check_group(parts: list[DictConfig]) -> None:
+    """A ConfigError naming the first key outside MEMBER_KEYS in which a member's config differs
+    from the first member's (they cannot share one batched fit); each member's own rules are
+    check_member's."""
+    from omegaconf import OmegaConf
+
+    first, *rest = (_shared(OmegaConf.to_container(p, resolve=False)) for p in parts)
+    for other in rest:
+        key, value = _first_difference(first, other)
+        if key is not None:
+            raise ConfigError(
+                key,
+                value,
+                f"members of one batched fit may differ only in {', '.join(MEMBER_KEYS)}",
+            )
+
+
+def _shared(c: dict) -> dict:
+    c = {k: v for k, v in c.items() if k != "hydra"}
+    for dotted in MEMBER_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = c
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return c
+
+
+def _first_difference(a, b, prefix: str = ""):
+    """(dotted key, b's value) of the first difference between two config trees, or (None,
+    None)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted({*a, *b}, key=str):
+            key, value = _first_difference(a.get(k), b.get(k), f"{prefix}{k}.")
+            if key is not None:
+                return key, value
+        return None, None
+    return (None, None) if a == b else (prefix.rstrip("."), b)
+
+
 class Member:
     """One restart: its config, data module, LightningModule (the network member i was built
     with; its torchmetrics score the member) and early stopping."""
@@ -179,9 +252,11 @@ class Member:
 
 
 def fit_members(parts: list[DictConfig], data) -> list[dict]:
-    """The sequential restarts' metrics (what fit.fit_one returns for each), fitted together."""
+    """The sequential fits' metrics (what fit.fit_one returns for each), fitted together. The
+    members' configs agree outside MEMBER_KEYS (restarts: the seed; hydra/launcher=batched:
+    check_group)."""
     import torch
-    from torch.func import functional_call, stack_module_state, vmap
+    from torch.func import functional_call, vmap
 
     from deeptune.console import say
 
@@ -201,8 +276,9 @@ def fit_members(parts: list[DictConfig], data) -> list[dict]:
     # (widths, activations, residuals, layer norm, dropout) runs through its own forward; vmap
     # turns each Linear into one batched matmul, and randomness="different" draws each member's
     # own dropout masks.
-    params, buffers = stack_module_state([m.model.net for m in members])
-    params = {k: v.to(device).detach().requires_grad_() for k, v in params.items()}
+    same = all(_optimizer(m) == _optimizer(members[0]) for m in members)
+    store = (_Stacked if same else _PerMember)(members, device)
+    restore = _rate_dropout(members, store.buffers, device)
 
     def member_loss(p, b, x, y):
         out = functional_call(template, ({f"net.{k}": v for k, v in {**p, **b}.items()}), (x,))
@@ -214,59 +290,198 @@ def fit_members(parts: list[DictConfig], data) -> list[dict]:
     clip = (float(clip_val), trainer.get("gradient_clip_algorithm") or "norm") if clip_val else ()
     x_val = torch.stack([m.dm.tensors["val"][0] for m in members]).to(device)
     y_val = torch.stack([m.dm.tensors["val"][1] for m in members]).to(device)
-    optimizer = template.optimizer_factory(list(params.values()))
     active = list(range(len(members)))  # the members still training, in the stack's order
     # Lightning's own limit when neither max_epochs nor max_steps is set
     max_epochs = parts[0].trainer.max_epochs or 1000
     stop_on_nan = (parts[0].get("callbacks") or {}).get("non_finite_loss") is not None
     batch_size = members[0].dm.batch_size
     say(
-        f"deeptune: {len(members)} restarts batched: {type(template.net).__name__} "
+        f"deeptune: {len(members)} {'restarts' if same else 'members'} batched: "
+        f"{type(template.net).__name__} "
         f"({sum(p.numel() for p in template.net.parameters()):,} parameters each), "
         f"up to {max_epochs} epochs on {device.type}"
     )
     epoch, global_step = 0, 0
-    while active and epoch < max_epochs:
-        template.train()
-        order = torch.stack([members[i].batches(epoch) for i in active]).to(device)
-        rows = torch.arange(len(active), device=device)[:, None]
-        xs, ys = (x_train, y_train) if shared else (x_train[active], y_train[active])
-        seen = []  # (outputs, targets, losses, batch size) per step, for the epoch's train metrics
-        for idx in order.split(batch_size, dim=1):
-            # (members, batch, ...): member i's own samples, in its own order
-            x, y = (xs[idx], ys[idx]) if shared else (xs[rows, idx], ys[rows, idx])
-            losses, out = step(params, buffers, x, y)
-            # The sum's gradient in member i's parameters is member i's own loss's gradient.
-            losses.sum().backward()
-            if clip:
-                _clip(params, *clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            seen.append((out.detach(), y, losses.detach(), idx.shape[1]))
-            global_step += 1
-        if stop_on_nan:  # callbacks.non_finite_loss, as a sequential restart's would stop
-            _check_finite(seen, active, epoch)
-        scores = _validate(members, active, params, buffers, template, x_val[active], y_val[active])
-        stopped = []
-        for row, i in enumerate(active):
-            m = members[i]
-            m.epochs = epoch + 1
-            m.train = _train_metrics(m.model, seen, row)
-            score = scores[row][m.monitor]
-            stop = m.should_stop(score)  # EarlyStopping runs before ModelCheckpoint in Lightning
-            if m.improved(score):
-                weights = {k: v[row].detach().clone() for k, v in params.items()}
-                m.best = (score, epoch, global_step, weights)
-            if stop:
-                stopped.append(row)
-        if stopped:  # out of the stack: a stopped member no longer updates nor costs a step
-            keep = [r for r in range(len(active)) if r not in stopped]
-            active = [active[r] for r in keep]
-            params, optimizer = _compact(params, optimizer, keep, template.optimizer_factory)
-            buffers = {k: v[keep] for k, v in buffers.items()}
-        epoch += 1
+    try:
+        while active and epoch < max_epochs:
+            template.train()
+            order = torch.stack([members[i].batches(epoch) for i in active]).to(device)
+            rows = torch.arange(len(active), device=device)[:, None]
+            xs, ys = (x_train, y_train) if shared else (x_train[active], y_train[active])
+            seen = []  # (outputs, targets, losses, batch size) per step, for the train metrics
+            for idx in order.split(batch_size, dim=1):
+                # (members, batch, ...): member i's own samples, in its own order
+                x, y = (xs[idx], ys[idx]) if shared else (xs[rows, idx], ys[rows, idx])
+                losses, out = step(store.params(active), store.buffers, x, y)
+                # The sum's gradient in member i's parameters is member i's own loss's gradient.
+                losses.sum().backward()
+                if clip:
+                    store.clip(active, *clip)
+                store.optimizer.step()
+                store.optimizer.zero_grad(set_to_none=True)
+                seen.append((out.detach(), y, losses.detach(), idx.shape[1]))
+                global_step += 1
+            if stop_on_nan:  # callbacks.non_finite_loss, as a sequential restart's would stop
+                _check_finite(seen, active, epoch)
+            with torch.no_grad():
+                params = store.params(active)
+            scores = _validate(
+                members, active, params, store.buffers, template, x_val[active], y_val[active]
+            )
+            stopped = []
+            for row, i in enumerate(active):
+                m = members[i]
+                m.epochs = epoch + 1
+                m.train = _train_metrics(m.model, seen, row)
+                score = scores[row][m.monitor]
+                stop = m.should_stop(score)  # EarlyStopping runs before ModelCheckpoint
+                if m.improved(score):
+                    weights = {k: v[row].detach().clone() for k, v in params.items()}
+                    m.best = (score, epoch, global_step, weights)
+                if stop:
+                    stopped.append(row)
+            if stopped:  # out of the stack: a stopped member no longer updates nor costs a step
+                keep = [r for r in range(len(active)) if r not in stopped]
+                store.drop(keep, active, template.optimizer_factory)
+                active = [active[r] for r in keep]
+            epoch += 1
+    finally:
+        restore()  # the members' own dropout modules back: their checkpoints and evaluation
     fit_s = round(time.perf_counter() - started, 3)
     return [_finish(m, fit_s) for m in members]
+
+
+def _optimizer(m: Member) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(m.cfg.optimizer, resolve=True)
+
+
+class _Stacked:
+    """Members that share their optimiser's hyper-parameters (restarts): one leaf per parameter
+    name with the members on its first axis and one optimiser over those leaves, so a step
+    updates P tensors, not N * P (the fast path: scripts/bench_batched.py)."""
+
+    def __init__(self, members: list[Member], device):
+        from torch.func import stack_module_state
+
+        params, buffers = stack_module_state([m.model.net for m in members])
+        self.stack = {k: v.to(device).detach().requires_grad_() for k, v in params.items()}
+        self.buffers = {k: v.to(device) for k, v in buffers.items()}
+        self.optimizer = members[0].model.optimizer_factory(list(self.stack.values()))
+
+    def params(self, active: list[int]) -> dict:
+        return self.stack  # compacted by drop() to the active members already
+
+    def clip(self, active: list[int], value: float, algorithm: str) -> None:
+        _clip(self.stack, value, algorithm)
+
+    def drop(self, keep: list[int], active: list[int], factory) -> None:
+        self.stack, self.optimizer = _compact(self.stack, self.optimizer, keep, factory)
+        self.buffers = {k: v[keep] for k, v in self.buffers.items()}
+
+
+class _PerMember:
+    """Members whose optimiser hyper-parameters differ (a batched sweep): each member's
+    parameters stay its own leaf tensors and the optimiser gets one param group per member,
+    built by that member's own optimizer config, so lr, weight decay, momentum, betas, ... are
+    torch's own per-group values and no update is rewritten here. The leaves are stacked for
+    the vmapped forward in each step (torch.stack's backward hands each member its slice of
+    the gradient); a stopped member's group is dropped."""
+
+    def __init__(self, members: list[Member], device):
+        from torch.func import stack_module_state
+
+        _, buffers = stack_module_state([m.model.net for m in members])
+        self.buffers = {k: v.to(device) for k, v in buffers.items()}
+        self.leaves = [
+            {
+                k: p.detach().to(device).clone().requires_grad_()
+                for k, p in m.model.net.named_parameters()
+            }
+            for m in members
+        ]
+        groups = []
+        for m, leaves in zip(members, self.leaves, strict=True):
+            # the member's own optimiser, built for its group's values (its defaults filled in)
+            own = m.model.optimizer_factory(list(leaves.values())).param_groups[0]
+            groups.append({**own, "params": list(leaves.values())})
+        self.optimizer = members[0].model.optimizer_factory(groups)
+
+    def params(self, active: list[int]) -> dict:
+        import torch
+
+        return {k: torch.stack([self.leaves[i][k] for i in active]) for k in self.leaves[0]}
+
+    def clip(self, active: list[int], value: float, algorithm: str) -> None:
+        # Lightning's own clipping functions, once per member over that member's gradients
+        from torch.nn.utils import clip_grad_norm_, clip_grad_value_
+
+        for i in active:
+            grads = list(self.leaves[i].values())
+            if algorithm == "value":
+                clip_grad_value_(grads, value)
+            else:
+                clip_grad_norm_(grads, value)
+
+    def drop(self, keep: list[int], active: list[int], factory) -> None:
+        gone = {
+            id(p) for r, i in enumerate(active) if r not in keep for p in self.leaves[i].values()
+        }
+        self.optimizer.param_groups = [
+            g for g in self.optimizer.param_groups if id(g["params"][0]) not in gone
+        ]
+        for p in [p for p in self.optimizer.state if id(p) in gone]:
+            del self.optimizer.state[p]
+        self.buffers = {k: v[keep] for k, v in self.buffers.items()}
+
+
+def _rate_dropout(members: list[Member], buffers: dict, device):
+    """Members whose model.dropout differs: nn.Dropout's rate is a module attribute, which
+    functional_call cannot swap per member, so for the batched forward only member 0's
+    dropout modules (or the nn.Identity a rate of 0 builds) give way to one whose rate is a
+    per-member buffer in `buffers` (its mask drawn under vmap(randomness="different")). Returns
+    the function that puts the member's own modules back (its checkpoint and evaluation)."""
+    import torch
+    from torch import nn
+
+    def rates(m):
+        return [
+            mod.p if isinstance(mod, nn.Dropout) else 0.0
+            for name, mod in m.model.net.named_modules()
+            if name.split(".")[-1] == "dropout"
+        ]
+
+    if all(rates(m) == rates(members[0]) for m in members):
+        return lambda: None  # one rate per layer for all: the modules' own dropout
+
+    class RateDropout(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("rate", torch.zeros(()), persistent=False)
+
+        def forward(self, x):
+            if not self.training:
+                return x
+            keep = (torch.rand_like(x) >= self.rate).to(x.dtype)
+            return x * keep / (1 - self.rate)
+
+    net = members[0].model.net
+    names = [n for n, _ in net.named_modules() if n.split(".")[-1] == "dropout"]
+    table = torch.tensor([rates(m) for m in members], dtype=torch.float32, device=device)
+    originals = {}
+    for j, name in enumerate(names):
+        parent, _, leaf = name.rpartition(".")
+        owner = net.get_submodule(parent)
+        originals[name] = (owner, leaf, getattr(owner, leaf))
+        setattr(owner, leaf, RateDropout().to(device))
+        buffers[f"{name}.rate"] = table[:, j]
+
+    def restore():
+        for owner, leaf, module in originals.values():
+            setattr(owner, leaf, module)
+
+    return restore
 
 
 def _check_finite(seen: list, active: list[int], epoch: int) -> None:
