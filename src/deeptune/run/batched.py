@@ -10,6 +10,10 @@ and its own best weights, and leaves restart_<i>/checkpoints/best.ckpt (the stat
 the `deeptune` entry of a sequential restart's, so deeptune.load, eval.py, predict and
 ensembles read it) and the metrics `repeat.fit_part` writes.
 
+The members of one fit may also differ in MEMBER_KEYS (hydra/launcher=batched batches a sweep
+over them): the optimiser's scalar hyper-parameters (each member its own param group) and the
+dropout rate; `check_group` says why two configs cannot share a fit, `group_key` groups them.
+
 A hand loop, not Lightning: a LightningModule is one model with one optimiser step, one early
 stopping and one checkpoint, and N of each is what this needs. What it cannot batch is refused
 before training by `check` (deeptune.config's validation phase).
@@ -276,6 +280,9 @@ def fit_members(parts: list[DictConfig], data) -> list[dict]:
     # (widths, activations, residuals, layer norm, dropout) runs through its own forward; vmap
     # turns each Linear into one batched matmul, and randomness="different" draws each member's
     # own dropout masks.
+    # Shared hyper-parameters (restarts): one stacked leaf per parameter, the faster path
+    # (8 members of the default MLP on digits, 30 epochs, 1 thread: 7.8 s against 9.3 s with
+    # per-member leaves, medians of 4 interleaved pairs); otherwise a param group per member.
     same = all(_optimizer(m) == _optimizer(members[0]) for m in members)
     store = (_Stacked if same else _PerMember)(members, device)
     restore = _rate_dropout(members, store.buffers, device)
