@@ -278,3 +278,31 @@ def test_k_fold_cross_validation(train_cfg, tmp_path):
         "eval", [f"ckpt_path={out / 'fold_1' / 'checkpoints' / 'best.ckpt'}"], tmp_path / "e"
     )
     assert evaluate(eval_cfg) == pytest.approx(cv["test"]["acc"]["runs"][1], abs=1e-6)
+
+
+def test_default_logger_starts_wandb_only_where_it_pays(train_cfg, tmp_path, monkeypatch, capsys):
+    """logger=default (train.yaml's): no API key and no WANDB_MODE (or WANDB_MODE=disabled) ->
+    CSV only, W&B not built, one hint line; WANDB_MODE=offline -> the W&B run as logger=wandb's."""
+    from deeptune import builders
+
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setattr(builders, "_hinted", set())
+    for mode in (None, "disabled"):
+        if mode is None:
+            monkeypatch.delenv("WANDB_MODE", raising=False)
+        else:
+            monkeypatch.setenv("WANDB_MODE", mode)
+        cfg = train_cfg("logger=default", out=f"run-{mode}")
+        assert sorted(builders.loggers(cfg)) == ["csv"]
+    out = capsys.readouterr().out
+    assert out.count("W&B is off (no API key)") == 1, out  # said once per process
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    cfg = train_cfg("logger=default", "trainer.max_epochs=1", out="run-offline")
+    assert sorted(builders.loggers(cfg)) == ["csv", "wandb"]
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.delenv("WANDB_MODE")
+    from deeptune.loggers.wandb import asked_for  # the key alone is enough
+
+    assert asked_for()

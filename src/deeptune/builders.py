@@ -232,8 +232,31 @@ def _probe(cfg: DictConfig, optimizer, scheduler) -> None:
 
 def loggers(cfg: DictConfig) -> dict:
     """{name: logger}; `logger.<name>=null` switches one off."""
-    nodes = (cfg.get("logger") or {}).items()
-    return {name: build(node, f"logger.{name}") for name, node in nodes if node is not None}
+    built = {}
+    for name, node in (cfg.get("logger") or {}).items():
+        if node is None:
+            continue
+        if "start" in node:  # W&B's node: logger=default starts it only where it pays
+            from deeptune.loggers import wandb
+
+            if node.start == "when_available" and not wandb.asked_for():
+                _say_once(wandb.HINT)
+                continue
+            node = without(node, ("start",))
+        built[name] = build(node, f"logger.{name}")
+    return built
+
+
+_hinted: set[str] = set()
+
+
+def _say_once(line: str) -> None:
+    """A hint a multirun's jobs would otherwise repeat."""
+    from deeptune.console import say
+
+    if line not in _hinted:
+        _hinted.add(line)
+        say(line)
 
 
 def callbacks(cfg: DictConfig, has_logger: bool) -> dict:

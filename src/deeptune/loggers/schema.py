@@ -58,6 +58,9 @@ class WandbLoggerNode(Node):  # and wandb.init's **kwargs
     tags: list[Label] = None
     job_type: Label | None = None
     resume: Literal["allow", "must", "never", "auto"] | bool | None = None
+    # deeptune's, read by deeptune.builders.loggers: when_available starts W&B only where it can
+    # upload or is asked for (deeptune.loggers.wandb.asked_for)
+    start: Literal["always", "when_available"] = None
 
 
 @schema("lightning.pytorch.loggers.MLFlowLogger")

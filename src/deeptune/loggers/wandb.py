@@ -28,6 +28,19 @@ def has_api_key() -> bool:
         return False
 
 
+def asked_for() -> bool:
+    """W&B can upload (an API key) or the environment asks for it (WANDB_MODE other than
+    disabled): what `logger=default` starts W&B on."""
+    mode = os.environ.get("WANDB_MODE", "").strip().lower()
+    return has_api_key() or mode not in ("", "disabled")
+
+
+HINT = (
+    "deeptune: W&B is off (no API key): `wandb login` or WANDB_MODE=offline turns it on, "
+    "logger=wandb starts it whatever"
+)
+
+
 def import_wandb(scratch: Path) -> None:
     """Import wandb with its scratch folders in `scratch`, not the system temp folder.
 
