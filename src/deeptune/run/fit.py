@@ -188,18 +188,18 @@ def _fit_and_test(cfg: DictConfig, parts: Parts, ckpt: str | None) -> dict:
     if not metrics["train"] and ckpt:
         metrics["train"] = _evaluate_train_split(trainer, model, datamodule)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    # Report the model that was kept: the best checkpoint when there is one.
+    # Report the model that was kept: the best checkpoint when there is one, read once (not once
+    # per evaluation as ckpt_path= would, nor again for its epoch).
+    best_epoch = _load_best(model, best) if best else None
     evaluations = [trainer.validate] + ([trainer.test] if cfg.test else [])
     for evaluate in evaluations:
-        results = evaluate(
-            model, datamodule, ckpt_path=best or None, verbose=False, weights_only=True
-        )[0]
+        results = evaluate(model, datamodule, verbose=False)[0]
         metrics.update(outputs.split_metrics(results))
     metrics.update(
         # the network's size: an objective of its own in a multi-objective sweep
         n_params=sum(p.numel() for p in model.net.parameters()),
         epochs=trainer.current_epoch,
-        best_epoch=_best_epoch(best),
+        best_epoch=best_epoch,
         best_checkpoint=best or None,
         fit_s=fit_s,  # seconds inside trainer.fit: what scripts/bench_overhead.py compares
     )
@@ -227,12 +227,15 @@ def _add_callback_reports(metrics: dict, trainer) -> None:
             metrics.setdefault(key, {}).update(value)
 
 
-def _best_epoch(path: str) -> int | None:
-    if not path:
-        return None
+def _load_best(model, path: str) -> int:
+    """The best checkpoint's weights into `model` (as Lightning restores a ckpt_path for
+    validate / test: the state_dict and the module's on_load_checkpoint); its 1-based epoch."""
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)["epoch"] + 1  # 1-based
+    checkpoint = torch.load(path, map_location=model.device, weights_only=True)
+    model.on_load_checkpoint(checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])
+    return checkpoint["epoch"] + 1
 
 
 def _finish_wandb(loggers: dict) -> None:
