@@ -46,3 +46,24 @@ def test_lbfgs_weight_decay_is_l2():
         for _ in range(5):
             opt.step(closure)
         assert w.item() == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fused"),
+    [
+        (["optimizer=adam"], True),
+        (["optimizer=momentum"], True),
+        (["optimizer=adam", "optimizer.fused=false"], False),
+        (["optimizer=adam", "+optimizer.foreach=true"], None),  # torch: not both
+        (["optimizer=rmsprop"], None),  # no fused kernel: torch's default
+    ],
+)
+def test_fused_auto_picks_torchs_fused_step_where_it_has_one(train_cfg, overrides, fused):
+    import torch
+
+    from deeptune import builders
+
+    cfg = train_cfg(*overrides)
+    factory = builders.optimizer_factory(cfg.optimizer)
+    optimizer = factory([torch.nn.Parameter(torch.zeros(3))])
+    assert optimizer.defaults.get("fused") == fused

@@ -115,7 +115,7 @@ def test_once_harmful_or_fatal_values_are_one_line(train_cfg, overrides, message
 def test_what_torch_or_lightning_refuses_is_named_by_its_key(train_cfg):
     """torch checks an optimiser's arguments only when it is made, inside trainer.fit: the build
     makes one early. Lightning refuses a strategy when the Trainer is made."""
-    cfg = train_cfg("+optimizer.fused=true", "+optimizer.foreach=true")
+    cfg = train_cfg("optimizer.fused=true", "+optimizer.foreach=true")
     with pytest.raises(ConfigError, match=r"^optimizer.foreach=True is invalid: RuntimeError: "):
         train(cfg)
     cfg = train_cfg("+trainer.strategy=fancy", out="strategy")

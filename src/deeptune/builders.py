@@ -179,7 +179,7 @@ def module(cfg: DictConfig, dm, pretrained: bool = True):
     if (vocab := getattr(dm, "vocab_size", None)) is not None:  # token ids: the net embeds them
         shape["vocab_size"] = vocab
     net = build(node, "model", **shape)
-    optimizer = build(cfg.optimizer, "optimizer")
+    optimizer = optimizer_factory(cfg.optimizer)
     scheduler = build(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None
     _probe(cfg, optimizer, scheduler)
     ft = cfg.finetune
@@ -203,6 +203,17 @@ def module(cfg: DictConfig, dm, pretrained: bool = True):
     )
     model.finetune_report = report
     return model
+
+
+def optimizer_factory(node: DictConfig):
+    """The optimiser's partial; `fused: auto` resolved per call (deeptune.optim.fused)."""
+    if node.get("fused") != "auto":
+        return build(node, "optimizer")
+    from deeptune.optim import fused
+
+    if node.get("differentiable") or node.get("foreach"):  # torch never fuses these
+        return build(without(node, ("fused",)), "optimizer")
+    return fused.auto(build(without(node, ("fused",)), "optimizer"), node._target_)
 
 
 def class_names(dm) -> list[str]:

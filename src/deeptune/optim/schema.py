@@ -24,7 +24,7 @@ class SGDNode(OptimizerNode):
     momentum: Beta = None
     dampening: Float(ge=0, le=1) = None
     nesterov: bool = None
-    fused: bool | None = None
+    fused: bool | Literal["auto"] | None = None  # auto: deeptune.optim.fused
 
     def check(self, key: str) -> None:
         if self.nesterov and not (self.momentum or 0) > 0:
@@ -37,7 +37,7 @@ class AdamWNode(OptimizerNode):
     eps: PosFloat = None
     amsgrad: bool = None
     capturable: bool = None
-    fused: bool | None = None
+    fused: bool | Literal["auto"] | None = None  # auto: deeptune.optim.fused
 
     def check(self, key: str) -> None:
         if self.betas is not None and len(self.betas) != 2:
@@ -54,7 +54,7 @@ class AdagradNode(OptimizerNode):
     lr_decay: NonNegFloat = None
     initial_accumulator_value: NonNegFloat = None
     eps: PosFloat = None
-    fused: bool | None = None
+    fused: bool | Literal["auto"] | None = None  # auto: deeptune.optim.fused
 
 
 @schema("torch.optim.RMSprop")
