@@ -98,6 +98,15 @@ MEMBER_KEYS = (
     "model.dropout",
 )
 
+# hydra/launcher=batched: the metrics of the jobs it fitted together, by their output folders
+# (resolved), until each job's own task run takes them (`take_fitted`, in repeat.run).
+FITTED: dict[str, dict] = {}
+
+
+def take_fitted(out_dir) -> dict | None:
+    """The metrics fit_members left for the job in `out_dir`, once; None for any other job."""
+    return FITTED.pop(str(Path(str(out_dir)).resolve()), None) if FITTED else None
+
 
 def check(c: dict) -> None:
     """One ConfigError naming the first knob the batched back end cannot honour; `c` is the

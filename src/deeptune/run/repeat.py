@@ -27,6 +27,10 @@ SPREAD_SPLITS = ("val", "test")
 def run(cfg: DictConfig, data) -> tuple[dict, bool]:
     """(metrics, whether this process is rank 0) of the whole run. `data`: the Table, or a
     component data module's description (deeptune.data.component)."""
+    from deeptune.run import batched
+
+    if (fitted := batched.take_fitted(cfg.paths.output_dir)) is not None:
+        return fitted, True  # fitted with other jobs of its sweep by hydra/launcher=batched
     parts = variants(cfg)
     if not parts:
         return fit.fit_one(cfg, data)
