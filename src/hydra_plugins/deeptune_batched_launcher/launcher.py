@@ -171,11 +171,13 @@ def _member(sweep_config: DictConfig) -> tuple[str, DictConfig, bool] | None:
     if outputs.run_status(Path(plain["paths"]["output_dir"])) == "completed":
         return None  # resume=auto reads it back; resume=never refits it: either way, as usual
     pruning = (plain.get("optuna") or {}).get("trial") is not None
-    agreed = copy.deepcopy(plain)
-    for dotted in (*batched.MEMBER_KEYS, "optuna", "callbacks.optuna_pruning"):
-        _drop(agreed, dotted)
+    # Unresolved (batched.group_key): resolved, every path under the job's own folder differs.
+    agreed = copy.deepcopy(task)
+    with open_dict(agreed):
+        agreed.optuna = None  # the trial's number: pruning is off in a batched fit
+        agreed.callbacks.optuna_pruning = None
     env = OmegaConf.to_container(sweep_config.hydra.job.env_set, resolve=True)
-    key = json.dumps([agreed, env], sort_keys=True, default=str)
+    key = json.dumps([batched.group_key(agreed), env], sort_keys=True, default=str)
     part = OmegaConf.create(plain)
     with open_dict(part):
         part.callbacks.optuna_pruning = None
