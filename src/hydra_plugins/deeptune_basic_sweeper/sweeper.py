@@ -15,10 +15,14 @@ from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
 
 from deeptune import outputs, signals
 from deeptune.run import resume
 from deeptune.run.resume import SWEEP_MARKER
+
+from ._compose_once import ComposedOnce
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,19 @@ ConfigStore.instance().store(
 
 
 class ResumableSweeper(BasicSweeper):
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        # The launcher gets the same loader: it takes the configs the up-front check composed.
+        loader = ComposedOnce(hydra_context.config_loader)
+        hydra_context = HydraContext(config_loader=loader, callbacks=hydra_context.callbacks)
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def validate_batch_is_legal(self, batch) -> None:
+        """Hydra's check (every job composes, before any runs), keeping the configs."""
+        for overrides in batch:
+            self.hydra_context.config_loader.compose(self.config, list(overrides))
+
     def sweep(self, arguments: list[str]) -> Any:
         overrides = list(self.config.hydra.overrides.task)
         if (stopped := _stopped_sweep(Path(self.config.hydra.sweep.dir), overrides)) is not None:
