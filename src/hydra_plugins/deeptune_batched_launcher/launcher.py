@@ -200,14 +200,5 @@ def _task_config(sweep_config: DictConfig) -> DictConfig:
     return task
 
 
-def _drop(plain: dict, dotted: str) -> None:
-    *parents, leaf = dotted.split(".")
-    node = plain
-    for name in parents:
-        node = node.get(name) if isinstance(node, dict) else None
-    if isinstance(node, dict):
-        node.pop(leaf, None)
-
-
 def _key(out_dir) -> str:
     return str(Path(str(out_dir)).resolve())
