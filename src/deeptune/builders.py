@@ -211,9 +211,7 @@ def optimizer_factory(node: DictConfig):
         return build(node, "optimizer")
     from deeptune.optim import fused
 
-    if node.get("differentiable") or node.get("foreach"):  # torch never fuses these
-        return build(without(node, ("fused",)), "optimizer")
-    return fused.auto(build(without(node, ("fused",)), "optimizer"), node._target_)
+    return fused.auto(build(without(node, ("fused",)), "optimizer"), node)
 
 
 def class_names(dm) -> list[str]:

@@ -12,12 +12,15 @@ from functools import partial
 FUSED = {"torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD", "torch.optim.Adagrad"}
 
 
-def auto(factory: partial, target: str):
-    """`factory` (a partial of the optimiser, without `fused`) choosing fused per call."""
+def auto(factory: partial, node):
+    """`factory` (a partial of the optimiser, without `fused`) choosing fused per call; `node`
+    its config node. torch never fuses a differentiable or a foreach optimiser."""
+    if node._target_ not in FUSED or node.get("differentiable") or node.get("foreach"):
+        return factory
 
     def make(params, *args, **kwargs):
         params = list(params)
-        kwargs.setdefault("fused", target in FUSED and _can_fuse(params))
+        kwargs.setdefault("fused", _can_fuse(params))
         return factory(params, *args, **kwargs)
 
     return make
