@@ -8,7 +8,8 @@ the initial weights are the same), with the same Adam (configs/optimizer/adam.ya
 standardised digits split, in the same per-(seed, epoch) shuffled order as TensorBatches, with
 validation every epoch; it keeps the best weights by validation accuracy and tests them, as
 train.py tests its best checkpoint. train.py runs with its defaults (checkpoints, progress bar,
-LR monitor, model summary, the other default callbacks) and `logger=csv`, early stopping off so
+LR monitor, model summary, the other default callbacks) and its default loggers (`logger=default`:
+CSV, W&B off without an API key), early stopping off so
 both train every epoch. The two alternate (the order flips every pair).
 
 Prints each pair's fit time (seconds in trainer.fit / in the plain epoch loop), whole-process
@@ -16,6 +17,13 @@ wall time and peak RSS (os.wait4), and test accuracy; then the medians, the rati
 targets of issue 8: fit <= 1.4x, whole process <= 1.3x, the same accuracy within 1 point.
 Anything after `--` is passed to train.py, e.g. `-- ~callbacks.grad_health` to see what one
 callback costs.
+
+    python scripts/bench_overhead.py --sweep 8 [--pairs 2] [...]
+
+instead measures what a trial of a multirun costs beyond its fit: `train.py -m seed=...` with 1
+job and with N jobs, alternating; a trial's cost is the N-job sweep's wall time less the 1-job
+sweep's, over N - 1 (the process's start-up, paid once, left out), against the median of the
+trials' own fit times (metrics.json fit_s); the target of issue 18 is <= 1.5x.
 """
 
 import argparse
@@ -42,7 +50,7 @@ from _bench import (  # noqa: E402
 )
 
 CONFIGS = ROOT / "src" / "deeptune" / "configs"
-TARGETS = {"fit": 1.4, "wall": 1.3, "acc_pts": 1.0}
+TARGETS = {"fit": 1.4, "wall": 1.3, "acc_pts": 1.0, "trial": 1.5}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,7 +150,7 @@ def plain_main(args) -> None:
         model.train()
         return hits
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     best, best_state, best_epoch = -1, None, 0
     model.train()
     for epoch in range(args.epochs):
@@ -159,9 +167,11 @@ def plain_main(args) -> None:
             best, best_epoch = hits, epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     fit_s = time.perf_counter() - started
+    fit_cpu_s = time.process_time() - cpu_started
     model.load_state_dict(best_state)
     result = {
         "fit_s": round(fit_s, 3),
+        "fit_cpu_s": round(fit_cpu_s, 3),
         "val_acc": best / len(y_va),
         "test_acc": correct(x_te, y_te) / len(y_te),
         "best_epoch": best_epoch,
@@ -198,6 +208,7 @@ def run_plain(args, folder: Path, i: int) -> dict:
     result = json.loads(out.read_text())
     return {
         "fit": result["fit_s"],
+        "fit_cpu": result["fit_cpu_s"],
         "wall": child.wall_s,
         "cpu": child.cpu_s,
         "rss": child.maxrss_mib,
@@ -214,7 +225,6 @@ def run_train(args, folder: Path, i: int) -> dict:
     argv = [
         PYTHON,
         str(TRAIN),
-        "logger=csv",
         "~callbacks.early_stopping",
         f"model.depth={args.depth}",
         f"model.width={args.width}",
@@ -229,6 +239,7 @@ def run_train(args, folder: Path, i: int) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {
         "fit": metrics["fit_s"],
+        "fit_cpu": metrics["fit_cpu_s"],
         "wall": child.wall_s,
         "cpu": child.cpu_s,
         "rss": child.maxrss_mib,
@@ -267,8 +278,9 @@ def report(args, pairs: list[tuple[dict, dict]], digest_ok: bool) -> None:
                 f"{t['acc']:.4f}",
             ]
         )
+    keys = ("fit", "fit_cpu", "wall", "cpu", "rss", "acc")
     med = {
-        side: {k: median(r[k] for r in runs) for k in ("fit", "wall", "cpu", "rss", "acc")}
+        side: {k: median(r[k] for r in runs) for k in keys}
         for side, runs in (("plain", [p for p, _ in pairs]), ("train", [t for _, t in pairs]))
     }
     mp, mt = med["plain"], med["train"]
@@ -320,6 +332,12 @@ def report(args, pairs: list[tuple[dict, dict]], digest_ok: bool) -> None:
         ["test accuracy gap", f"{acc_pts:.2f} pt", "<= 1 pt", acc_pts <= TARGETS["acc_pts"]],
         ["same data split", "yes" if digest_ok else "NO", "yes", digest_ok],
         [
+            "fit CPU-time ratio (info)",
+            f"{mt['fit_cpu'] / mp['fit_cpu']:.2f}x ({mt['fit_cpu']:.2f} / {mp['fit_cpu']:.2f} s)",
+            "",
+            None,
+        ],
+        [
             "whole-process CPU ratio (user+sys, info)",
             f"{mt['cpu'] / mp['cpu']:.2f}x ({mt['cpu']:.1f} / {mp['cpu']:.1f} s)",
             "",
@@ -338,6 +356,73 @@ def report(args, pairs: list[tuple[dict, dict]], digest_ok: bool) -> None:
     )
 
 
+def run_sweep(args, folder: Path, jobs: int, i: int) -> dict:
+    """A `train.py -m` over `jobs` seeds with the same settings as run_train."""
+    sweep_dir = folder / f"sweep{jobs}_{i}"
+    seeds = ",".join(str(args.seed + j) for j in range(jobs))
+    argv = [
+        PYTHON,
+        str(TRAIN),
+        "-m",
+        "~callbacks.early_stopping",
+        f"model.depth={args.depth}",
+        f"model.width={args.width}",
+        f"trainer.max_epochs={args.epochs}",
+        f"data.batch_size={args.batch_size}",
+        f"seed={seeds}",
+        f"threads={args.threads}",
+        f"hydra.sweep.dir={sweep_dir}",
+        *args.overrides,
+    ]
+    child = check(run_child(argv, cwd=folder, env=child_env()), "train.py -m")
+    files = sorted(sweep_dir.glob("*/metrics.json"))
+    if len(files) != jobs:
+        raise SystemExit(f"{sweep_dir}: {len(files)} of {jobs} jobs wrote metrics.json")
+    metrics = [json.loads(f.read_text()) for f in files]
+    return {
+        "wall": child.wall_s,
+        "cpu": child.cpu_s,
+        "fits": [m["fit_s"] for m in metrics],
+        "cpu_fits": [m["fit_cpu_s"] for m in metrics],
+    }
+
+
+def sweep_main(args, folder: Path) -> None:
+    rows, ratios = [], {"wall": [], "cpu": []}
+    for i in range(args.pairs):
+        order = (1, args.sweep) if i % 2 == 0 else (args.sweep, 1)
+        got = {jobs: run_sweep(args, folder, jobs, i) for jobs in order}
+        one, many = got[1], got[args.sweep]
+        row = [i + 1]
+        for kind, fit_key in (("wall", "fits"), ("cpu", "cpu_fits")):
+            trial = (many[kind] - one[kind]) / (args.sweep - 1)
+            fit = median(many[fit_key])
+            ratios[kind].append(trial / fit)
+            row += [f"{one[kind]:.2f}", f"{many[kind]:.2f}", f"{trial:.2f}", f"{fit:.2f}"]
+            row.append(f"{trial / fit:.2f}x")
+        rows.append(row)
+        console.print(f"pair {i + 1}/{args.pairs}: {row[1:]}")
+    wall, cpu = median(ratios["wall"]), median(ratios["cpu"])
+    rows.append(["median", *[""] * 4, f"{wall:.2f}x", *[""] * 4, f"{cpu:.2f}x"])
+    title = (
+        f"a trial of `train.py -m` (basic launcher unless overridden): MLP 64->[{args.width}]x"
+        f"{args.depth}->10, {args.epochs} epochs, 1 vs {args.sweep} jobs"
+    )
+    columns = ["pair"]
+    for kind in ("wall", "CPU"):
+        columns += [f"1-job {kind} s", f"{args.sweep}-job {kind} s", "per trial s"]
+        columns += ["fit s", "ratio"]
+    caption = (
+        f"per trial = ({args.sweep}-job - 1-job sweep) / {args.sweep - 1}, in wall seconds and in "
+        "the process's CPU seconds (steadier on a shared machine); fit: metrics.json fit_s / "
+        "fit_cpu_s. Overrides: " + (" ".join(args.overrides) or "none")
+    )
+    console.print(table(title, columns, rows, caption))
+    for kind, ratio in (("wall", wall), ("CPU", cpu)):
+        ok = ratio <= TARGETS["trial"]
+        console.print(f"per trial ({kind}): {ratio:.2f}x its fit (target <= 1.5x) {verdict(ok)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -354,6 +439,9 @@ def main() -> None:
         help="torch threads on both sides, passed to train.py as `threads` (default 1, as in "
         "issue 8; `auto` is train.py's own default: every core)",
     )
+    parser.add_argument(
+        "--sweep", type=int, metavar="N", help="measure a trial of an N-job multirun instead"
+    )
     parser.add_argument("--quick", action="store_true", help="1 pair of 3 epochs: a smoke test")
     parser.add_argument("--keep", type=Path, help="keep the run folders here")
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
@@ -369,6 +457,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_overhead_") as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
+        if args.sweep:
+            if args.sweep < 2:
+                raise SystemExit("--sweep: at least 2 jobs")
+            sweep_main(args, folder)
+            return
         pairs = []
         for i in range(args.pairs):
             order = ("plain", "train") if i % 2 == 0 else ("train", "plain")

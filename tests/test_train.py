@@ -65,7 +65,7 @@ def _metrics_of(train_cfg, *overrides, out):
     return {
         k: v
         for k, v in _metrics(cfg).items()
-        if k not in ("duration_s", "fit_s", "best_checkpoint")
+        if k not in ("duration_s", "fit_s", "fit_cpu_s", "best_checkpoint")
     }
 
 

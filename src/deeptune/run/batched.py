@@ -273,7 +273,7 @@ def fit_members(parts: list[DictConfig], data) -> list[dict]:
 
     from deeptune.console import say
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     members = [Member(part, data) for part in parts]
     template = members[0].model  # member 0's module: functional_call swaps in each one's weights
     device = _device(parts[0])
@@ -364,7 +364,8 @@ def fit_members(parts: list[DictConfig], data) -> list[dict]:
     finally:
         restore()  # the members' own dropout modules back: their checkpoints and evaluation
     fit_s = round(time.perf_counter() - started, 3)
-    return [_finish(m, fit_s) for m in members]
+    fit_cpu_s = round(time.process_time() - cpu_started, 3)
+    return [_finish(m, fit_s, fit_cpu_s) for m in members]
 
 
 def _optimizer(m: Member) -> dict:
@@ -628,7 +629,7 @@ def _compact(params: dict, optimizer, keep: list[int], factory):
     return new, fresh
 
 
-def _finish(m: Member, fit_s: float) -> dict:
+def _finish(m: Member, fit_s: float, fit_cpu_s: float) -> dict:
     """Member m's best weights into its network, written as checkpoints/best.ckpt, scored on
     val (and test) as fit_one scores the kept checkpoint."""
     import lightning as L
@@ -666,6 +667,7 @@ def _finish(m: Member, fit_s: float) -> dict:
         best_epoch=epoch + 1,
         best_checkpoint=str(path),
         fit_s=fit_s,  # the batched fit's, shared by its members
+        fit_cpu_s=fit_cpu_s,
         backend="batched",
     )
     return metrics

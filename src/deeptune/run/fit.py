@@ -180,10 +180,11 @@ def _interruption(stop, trainer, cfg: DictConfig) -> dict:
 
 def _fit_and_test(cfg: DictConfig, parts: Parts, ckpt: str | None) -> dict:
     trainer, model, datamodule = parts.trainer, parts.model, parts.datamodule
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     # weights_only=True whatever torch's default (it changed in torch 2.6): deeptune.trust
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     fit_s = round(time.perf_counter() - started, 3)
+    fit_cpu_s = round(time.process_time() - cpu_started, 3)
     metrics = {"train": outputs.split_metrics(trainer.callback_metrics).get("train", {})}
     if not metrics["train"] and ckpt:
         metrics["train"] = _evaluate_train_split(trainer, model, datamodule)
@@ -202,6 +203,8 @@ def _fit_and_test(cfg: DictConfig, parts: Parts, ckpt: str | None) -> dict:
         best_epoch=best_epoch,
         best_checkpoint=best or None,
         fit_s=fit_s,  # seconds inside trainer.fit: what scripts/bench_overhead.py compares
+        # the process's CPU seconds in it (all its threads): on a shared machine a steadier figure
+        fit_cpu_s=fit_cpu_s,
     )
     if report := getattr(model, "finetune_report", None):
         metrics["finetune"] = dict(report)
