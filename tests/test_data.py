@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.runs import run_cli
 
 from deeptune import builders
 from deeptune.config import validate, validate_against_data
@@ -190,3 +191,27 @@ def test_npz_regression(train_cfg, tmp_path):
         "data.source.task=regression",
     )
     assert table.task == "regression" and table.y.shape == (20,)
+
+
+def test_scikit_learn_loads_without_pandas_and_still_takes_dataframes(tmp_path):
+    # The digits load imports scikit-learn, whose utils.fixes would import pandas (~0.2 s) for
+    # nothing; a fresh process shows it stays out, and that pandas and DataFrames work after.
+    code = (
+        "import sys\n"
+        "from deeptune.data.sources import digits\n"
+        "assert len(digits().y) == 1797\n"
+        "assert 'sklearn.utils.fixes' in sys.modules\n"
+        "assert 'pandas' not in sys.modules, 'pandas imported'\n"
+        "import pandas as pd\n"
+        "from sklearn.model_selection import train_test_split\n"
+        "from sklearn.preprocessing import StandardScaler\n"
+        "df = pd.DataFrame({'a': range(10), 'b': range(10)})\n"
+        "train, _ = train_test_split(df, test_size=0.3, random_state=0)\n"
+        "assert isinstance(train, pd.DataFrame) and len(train) == 7\n"
+        "out = StandardScaler().set_output(transform='pandas').fit_transform(df)\n"
+        "assert list(out.columns) == ['a', 'b']\n"
+        "print('ok')\n"
+    )
+    result = run_cli("-c", code, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "ok"

@@ -5,11 +5,14 @@ import math
 import lightning as L
 import numpy as np
 import torch
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
-from sklearn.preprocessing import StandardScaler
 
+from deeptune.data.scikit import without_pandas
 from deeptune.data.sources import Table
 from deeptune.errors import ConfigError
+
+with without_pandas():
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+    from sklearn.preprocessing import StandardScaler
 
 
 class TensorBatches:

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from deeptune.data.datamodule import split_indices
+from deeptune.data.scikit import without_pandas
 from deeptune.errors import ConfigError
 
 
@@ -222,7 +223,8 @@ class LoaderDataModule(L.LightningDataModule):
 def _cut(table, fraction, seed, fold, name) -> dict[str, np.ndarray]:
     """Indices into `table` for train and one other split (`name`): a stratified fraction, or
     fold k of K."""
-    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+    with without_pandas():
+        from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
     idx, classify = np.arange(len(table.y)), table.task == "classification"
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deeptune.data.scikit import without_pandas
 from deeptune.errors import ConfigError
 from deeptune.tasks import TASKS
 
@@ -59,7 +60,8 @@ class Table:
 
 def digits() -> Table:
     """scikit-learn's bundled 8x8 handwritten digits: 1,797 images, 10 classes."""
-    from sklearn import datasets
+    with without_pandas():
+        from sklearn import datasets
 
     bunch = datasets.load_digits()
     return Table.from_labels(bunch.data, bunch.target)
@@ -67,20 +69,23 @@ def digits() -> Table:
 
 def digits_images() -> Table:
     """The same digits as images: x of shape (1797, 1, 8, 8), one grey channel, for a CNN."""
-    from sklearn import datasets
+    with without_pandas():
+        from sklearn import datasets
 
     bunch = datasets.load_digits()
     return Table.from_labels(bunch.images[:, None], bunch.target)
 
 
 def moons(n_samples: int = 1000, noise: float = 0.2, seed: int = 0) -> Table:
-    from sklearn import datasets
+    with without_pandas():
+        from sklearn import datasets
 
     return Table.from_labels(*datasets.make_moons(n_samples, noise=noise, random_state=seed))
 
 
 def circles(n_samples: int = 1000, noise: float = 0.1, factor: float = 0.5, seed: int = 0):
-    from sklearn import datasets
+    with without_pandas():
+        from sklearn import datasets
 
     x, y = datasets.make_circles(n_samples, noise=noise, factor=factor, random_state=seed)
     return Table.from_labels(x, y)
@@ -105,7 +110,8 @@ def blobs(
     cluster_std: float = 6.0,
     seed: int = 0,
 ) -> Table:
-    from sklearn import datasets
+    with without_pandas():
+        from sklearn import datasets
 
     x, y = datasets.make_blobs(
         n_samples, n_features, centers=centers, cluster_std=cluster_std, random_state=seed
@@ -123,7 +129,8 @@ def classification(
     flip_y: float = 0.01,
     seed: int = 0,
 ) -> Table:
-    from sklearn import datasets
+    with without_pandas():
+        from sklearn import datasets
 
     x, y = datasets.make_classification(
         n_samples,
