@@ -1,7 +1,7 @@
 """Batched against one-by-one: `restarts=N`, and a multirun grid through hydra/launcher=batched.
 
     python scripts/bench_batched.py [--pairs 3] [--restarts 8] [--epochs 30] [--threads 1]
-        [--lrs 0.001,0.003,0.01,0.03] [--seeds 1,2,3,4] [--only restarts|grid]
+        [--lrs 0.0003,0.001,0.002,0.003] [--seeds 1,2,3,4] [--only restarts|grid]
         [--quick] [-- extra train.py overrides]
 
 Restarts: `restarts=N` of the default MLP on digits. Both sides are one in-process
@@ -134,20 +134,23 @@ def sweep(args, extra: list[str], launcher: str, folder: Path) -> tuple[float, d
     return child.wall_s, jobs
 
 
-def compare(basic: dict, batched: dict) -> tuple[bool, float]:
-    """(every job's accuracies, epochs and best epoch equal and losses within LOSS_TOLERANCE,
-    the largest loss difference); a job missing on either side is a difference."""
-    if basic.keys() != batched.keys() or not basic:
-        return False, float("inf")
-    ok, worst = True, 0.0
-    for key, a in basic.items():
-        b = batched[key]
-        ok &= b.get("backend") == "batched"  # trained together, not one by one
-        ok &= all(a[k] == b[k] for k in ("epochs", "best_epoch"))
-        ok &= all(a[split]["acc"] == b[split]["acc"] for split in ("val", "test"))
+def compare(basic: dict, batched: dict) -> tuple[list[str], float]:
+    """(the jobs whose results differ: accuracies, epochs or best epoch not equal, a loss not
+    within LOSS_TOLERANCE, not trained batched, or missing on one side; the largest loss
+    difference)."""
+    differ, worst = sorted(basic.keys() ^ batched.keys()), 0.0
+    for key in sorted(basic.keys() & batched.keys()):
+        a, b = basic[key], batched[key]
         diffs = [abs(a[split]["loss"] - b[split]["loss"]) for split in ("train", "val", "test")]
         worst = max(worst, *diffs)
-    return ok and worst <= LOSS_TOLERANCE, worst
+        if not (
+            b.get("backend") == "batched"  # trained together, not one by one
+            and all(a[k] == b[k] for k in ("epochs", "best_epoch"))
+            and all(a[split]["acc"] == b[split]["acc"] for split in ("val", "test"))
+            and max(diffs) <= LOSS_TOLERANCE
+        ):
+            differ.append(key)
+    return differ, worst
 
 
 def grid_bench(args, extra: list[str]) -> bool:
@@ -163,14 +166,15 @@ def grid_bench(args, extra: list[str]) -> bool:
                 folder = Path(tmp) / f"{pair}_{launcher}"
                 seconds, seen[launcher] = sweep(args, extra, launcher, folder)
                 times[launcher].append(seconds)
-            equal, diff = compare(seen["basic"], seen["batched"])
-            equal &= len(seen["basic"]) == n_jobs
+            differ, diff = compare(seen["basic"], seen["batched"])
+            equal = not differ and len(seen["basic"]) == n_jobs
             same &= equal
             worst = max(worst, diff)
             print(
                 f"grid pair {pair + 1}: basic {times['basic'][-1]:.2f} s, "
                 f"batched {times['batched'][-1]:.2f} s, {len(seen['batched'])} jobs, "
-                f"results equal: {equal} (largest loss difference {diff:.2g})",
+                f"results equal: {equal} (largest loss difference {diff:.2g})"
+                + (f"; differ: {', '.join(differ)}" if differ else ""),
                 flush=True,
             )
     basic, bat = (statistics.median(times[k]) for k in ("basic", "batched"))
@@ -196,7 +200,10 @@ def main() -> int:
     parser.add_argument("--restarts", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--lrs", default="0.001,0.003,0.01,0.03", help="the grid's optimizer.lr")
+    # Adam's stable range for this MLP: from lr 0.01 on its training is chaotic, and the last
+    # bit in which the batched and the single forward differ grows into other accuracies
+    # within a few epochs (as fused against unfused Adam in two single runs does).
+    parser.add_argument("--lrs", default="0.0003,0.001,0.002,0.003", help="the grid's lr")
     parser.add_argument("--seeds", default="1,2,3,4", help="the grid's seeds")
     parser.add_argument("--only", choices=("restarts", "grid"), help="one comparison, not both")
     parser.add_argument(
