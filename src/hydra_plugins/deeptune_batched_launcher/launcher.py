@@ -120,7 +120,7 @@ class BatchedLauncher(Launcher):
         for members in groups.values():
             out += [members[i : i + size] for i in range(0, len(members), size)]
         out = [g for g in out if len(g) > 1]
-        if pruned_off and out:
+        if pruned_off and out and _sweep_prunes(self.config):  # pruner=none: nothing lost
             log.warning(
                 "hydra/launcher=batched: trials fitted together are not pruned (pruning is per "
                 "trial and per epoch); hydra/launcher=basic prunes them"
@@ -182,6 +182,15 @@ def _member(sweep_config: DictConfig) -> tuple[str, DictConfig, bool] | None:
     with open_dict(part):
         part.callbacks.optuna_pruning = None
     return key, part, pruning
+
+
+def _sweep_prunes(config: DictConfig | None) -> bool:
+    """Whether the sweep's pruner (hydra/sweeper=optuna's `pruner`: a name, or a node) can stop a
+    trial: `none` (its default) and NopPruner never do."""
+    pruner = None if config is None else OmegaConf.select(config, "hydra.sweeper.pruner")
+    if OmegaConf.is_dict(pruner):
+        return not str(pruner.get("_target_")).endswith(".NopPruner")
+    return pruner not in (None, "none")
 
 
 def _task_config(sweep_config: DictConfig) -> DictConfig:
