@@ -40,6 +40,7 @@ def test_a_grid_batched_matches_the_basic_launcher(tmp_path):
         a = json.loads((basic / str(job) / "metrics.json").read_text())
         b = json.loads((batched / str(job) / "metrics.json").read_text())
         assert b["backend"] == "batched"  # trained together, not one by one
+        assert b["duration_s"] > 0  # its share of the group's time, not the ~0 of reading it
         assert a["seed"] == b["seed"] and a["epochs"] == b["epochs"]
         assert a["best_epoch"] == b["best_epoch"]
         for split in ("val", "test"):

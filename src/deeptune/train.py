@@ -65,7 +65,8 @@ def _train(cfg: DictConfig) -> float | list[float]:
         status="completed",
         seed=cfg.seed,
         threads=torch.get_num_threads(),
-        duration_s=round(time.perf_counter() - started, 2),
+        # a job of hydra/launcher=batched brings its share of its group's time
+        duration_s=metrics.get("duration_s") or round(time.perf_counter() - started, 2),
         provenance=provenance.collect(),  # the commit, versions and device behind the figures
     )
     if directions:  # the `metrics` group's: what the sweep report sorts them by, without torch

@@ -19,6 +19,7 @@ import copy
 import json
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,7 @@ class BatchedLauncher(Launcher):
         from deeptune.threads import apply_threads
 
         first = parts[0]
+        started = time.perf_counter()
         try:
             with trust.trusting(first.trust_config):
                 data = builders.data(first)
@@ -148,8 +150,11 @@ class BatchedLauncher(Launcher):
                 str(err).splitlines()[0] if str(err) else type(err),
             )
             return
+        # Each job's duration_s: its share of the group's time (the job itself then only reads
+        # it back), so that a sweep's durations still add up to what it cost.
+        share = round((time.perf_counter() - started) / len(parts), 2)
         for part, metrics in zip(parts, fitted, strict=True):
-            batched.FITTED[_key(part.paths.output_dir)] = metrics
+            batched.FITTED[_key(part.paths.output_dir)] = {**metrics, "duration_s": share}
 
 
 def _member(sweep_config: DictConfig) -> tuple[str, DictConfig, bool] | None:
