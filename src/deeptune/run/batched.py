@@ -338,7 +338,7 @@ def fit_members(parts: list[DictConfig], data) -> list[dict]:
                 seen.append((out.detach(), y, losses.detach(), idx.shape[1]))
                 global_step += 1
             if stop_on_nan:  # callbacks.non_finite_loss, as a sequential restart's would stop
-                _check_finite(seen, active, epoch)
+                _check_finite(seen, [_name(members[i]) for i in active], epoch)
             with torch.no_grad():
                 params = store.params(active)
             scores = _validate(
@@ -501,9 +501,15 @@ def _rate_dropout(members: list[Member], buffers: dict, device):
     return restore
 
 
-def _check_finite(seen: list, active: list[int], epoch: int) -> None:
+def _name(m: Member) -> str:
+    """A member as its error names it: `restart_<i>`, or the folder of a job that
+    hydra/launcher=batched grouped with others."""
+    return m.out_dir.name if m.out_dir.name.startswith("restart_") else str(m.out_dir)
+
+
+def _check_finite(seen: list, names: list[str], epoch: int) -> None:
     """The epoch's training losses (one read): NonFiniteLoss at the first member whose loss is
-    NaN or inf, named by its restart folder."""
+    NaN or inf, named by `names` (the active members', in the stack's order)."""
     import torch
 
     from deeptune.callbacks.nonfinite import NonFiniteLoss
@@ -514,7 +520,7 @@ def _check_finite(seen: list, active: list[int], epoch: int) -> None:
         return
     step, row = (int(i) for i in (~finite).nonzero()[0])
     raise NonFiniteLoss(
-        f"restart_{active[row]}: the training loss became {losses[step, row].item()} at epoch "
+        f"{names[row]}: the training loss became {losses[step, row].item()} at epoch "
         f"{epoch + 1}, step {step} of the epoch. Likely causes: a learning rate too high (lower "
         "optimizer.lr), no gradient clipping (trainer.gradient_clip_val=1.0), or an init that "
         "explodes (model.init=normal with depth; try kaiming_* or xavier_*)"
