@@ -22,10 +22,11 @@ several top-k files (save_top_k != 1), `save_last`, or a sharded strategy (FSDP,
 whose checkpoint is not one dict on rank 0.
 """
 
+import copy
 import time
+from collections import OrderedDict
 
 import torch
-from lightning.fabric.utilities.apply_func import apply_to_collection
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
@@ -41,10 +42,25 @@ def interrupted(err: BaseException) -> bool:
     return isinstance(err, (KeyboardInterrupt, Interrupted)) or type(err).__name__ in INTERRUPTIONS
 
 
-def cpu_copy(checkpoint: dict) -> dict:
-    """The checkpoint with every tensor copied to the CPU: later optimiser steps update the
-    model's and optimiser's tensors in place, which the state dicts only refer to."""
-    return apply_to_collection(checkpoint, torch.Tensor, lambda t: t.detach().to("cpu", copy=True))
+def cpu_copy(value):
+    """A checkpoint with every tensor copied to the CPU: later optimiser steps update the model's
+    and optimiser's tensors in place, which the state dicts only refer to. The containers are
+    rebuilt too (a callback's state may be its live dict); numbers and strings are shared.
+    Lightning's apply_to_collection does the same ≈20x slower (its checks for dataclasses,
+    ≈10 ms per checkpoint of a small MLP)."""
+    kind = type(value)
+    if kind in ATOMS:
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if kind in (dict, OrderedDict):
+        return kind((key, cpu_copy(item)) for key, item in value.items())
+    if kind in (list, tuple):
+        return kind(cpu_copy(item) for item in value)
+    return copy.deepcopy(value)  # anything else (an array, a namedtuple): rare, and kept whole
+
+
+ATOMS = {int, float, str, bool, bytes, type(None)}
 
 
 class HeldCheckpoint(ModelCheckpoint):
