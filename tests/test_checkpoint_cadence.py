@@ -162,6 +162,27 @@ def test_a_nan_loss_stop_writes_no_checkpoint(train_cfg, writes, monkeypatch):
     assert writes == []  # two finished epochs held, none written
 
 
+class SaveAt(L.Callback):
+    """trainer.save_checkpoint(path) at `epoch`'s start, as Lightning's SLURM requeue does."""
+
+    def __init__(self, epoch: int, path: Path):
+        self.epoch, self.path = epoch, path
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            trainer.save_checkpoint(self.path)
+
+
+def test_another_checkpoint_saved_writes_the_best_it_names_first(train_cfg, writes, monkeypatch):
+    cfg = train_cfg("trainer.max_epochs=3", *QUIET)
+    _with(monkeypatch, SaveAt(2, Path(cfg.paths.output_dir) / "checkpoints" / "hpc_ckpt_1.ckpt"))
+    train(cfg)
+    assert writes[:2] == ["best.ckpt", "hpc_ckpt_1.ckpt"]
+    states = _load(cfg, "hpc_ckpt_1.ckpt")["callbacks"]
+    (record,) = (v for k, v in states.items() if k.startswith("BestCheckpoint"))
+    assert Path(record["best_model_path"]).name == "best.ckpt"
+
+
 def test_every_s_must_be_seconds(train_cfg):
     cfg = train_cfg("callbacks.last_checkpoint.every_s=-1")
     with pytest.raises(ConfigError, match=r"callbacks\.last_checkpoint\.every_s=-1"):

@@ -70,6 +70,8 @@ class HeldCheckpoint(ModelCheckpoint):
     rest of ModelCheckpoint (when to save, best score and path, resume state) stays Lightning's.
     """
 
+    dumping = False  # True while a HeldCheckpoint builds a checkpoint to hold
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.held: tuple[str, dict] | None = None  # (file, checkpoint) not yet written
@@ -87,7 +89,11 @@ class HeldCheckpoint(ModelCheckpoint):
             return super()._save_checkpoint(trainer, filepath)
         # What trainer.save_checkpoint builds before writing; Lightning has no public call
         # that builds it without writing.
-        checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
+        HeldCheckpoint.dumping = True  # BestCheckpoint.on_save_checkpoint: not another save
+        try:
+            checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
+        finally:
+            HeldCheckpoint.dumping = False
         self._last_global_step_saved = trainer.global_step  # as ModelCheckpoint's own
         self._last_checkpoint_saved = filepath
         self.hold(trainer, filepath, checkpoint)
@@ -125,9 +131,11 @@ class BestCheckpoint(HeldCheckpoint):
     """best.ckpt: Lightning's ModelCheckpoint, the best epoch's checkpoint kept in memory and
     written with last.ckpt, at the end of fit and when interrupted."""
 
-    def best_state(self) -> dict | None:
-        """The best checkpoint not yet written, if any (fit reads the written file)."""
-        return self.held[1] if self.held else None
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        # Any other checkpoint being saved (Lightning's SLURM requeue checkpoint on SIGUSR1, a
+        # trainer.save_checkpoint call) records best_model_path: write the file it names.
+        if not HeldCheckpoint.dumping:
+            self.flush(trainer, barrier=False)
 
 
 class LastCheckpoint(HeldCheckpoint):
