@@ -11,8 +11,11 @@ file names), but hold the checkpoint in memory and write it:
   `resume=auto` continues from an epoch boundary and reproduces the uninterrupted run. A
   failed run (NaN loss, an error) writes nothing more: its weights may be the broken ones.
 - best.ckpt (`BestCheckpoint`): whenever last.ckpt is written (first, so that the best path
-  recorded in last.ckpt names a file that exists and matches), at the end of fit and when
-  interrupted.
+  recorded in last.ckpt names a file that exists and matches), before any other checkpoint
+  is saved (Lightning's SLURM requeue checkpoint), at the end of fit and when interrupted.
+
+Holding costs what building the checkpoint and copying its tensors cost (≈2 + 2 ms a save
+point for the default MLP on this 2-core machine, against ≈6.5 ms for a write).
 
 What a SIGKILL (or a machine crash) now loses: up to `every_s` seconds of training, and the
 best weights found since the last write.
@@ -29,17 +32,18 @@ from collections import OrderedDict
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from deeptune.errors import ConfigError, Interrupted
 
 # The exceptions that stop a run by a signal: Lightning's SIGTERMException (its handler's,
 # inside a SLURM job too, where the requeued job continues from last.ckpt), Ctrl-C, and the
 # Interrupted of deeptune's own handler (deeptune.signals).
-INTERRUPTIONS = ("SIGTERMException",)
+INTERRUPTIONS = (SIGTERMException, KeyboardInterrupt, Interrupted)
 
 
 def interrupted(err: BaseException) -> bool:
-    return isinstance(err, (KeyboardInterrupt, Interrupted)) or type(err).__name__ in INTERRUPTIONS
+    return isinstance(err, INTERRUPTIONS)
 
 
 def cpu_copy(value):
