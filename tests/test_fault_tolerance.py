@@ -62,11 +62,13 @@ def _run(cwd: Path, *extra, epochs=8, width=512, multirun=False) -> subprocess.P
 @pytest.mark.slow
 def test_kill_9_then_rerun_continues_to_the_same_result(tmp_path):
     """kill -9 after epoch 3's checkpoint, rerun the same command: it continues the killed run in
-    its own folder and ends with exactly the metrics of an uninterrupted run."""
+    its own folder and ends with exactly the metrics of an uninterrupted run. A SIGKILL loses
+    what was not written: last.ckpt is written after every epoch here (every_s=0)."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     whole.mkdir(), killed.mkdir()
-    reference = _run(whole)
-    victim = _run(killed)
+    every_epoch = "callbacks.last_checkpoint.every_s=0"
+    reference = _run(whole, every_epoch)
+    victim = _run(killed, every_epoch)
     deadline = time.time() + 120
     while time.time() < deadline:
         lasts = list(killed.glob("outputs/*/*/checkpoints/last.ckpt"))
@@ -80,7 +82,7 @@ def test_kill_9_then_rerun_continues_to_the_same_result(tmp_path):
     assert not (interrupted / "metrics.json").exists()
 
     time.sleep(1.1)  # the rerun gets a run folder of its own (named by the second)
-    rerun = _run(killed)
+    rerun = _run(killed, every_epoch)
     assert rerun.wait(timeout=300) == 0, (killed / "console.log").read_text()[-3000:]
     assert reference.wait(timeout=300) == 0
     assert "continuing the interrupted run" in (killed / "console.log").read_text()
@@ -101,13 +103,14 @@ def _metrics(folder: Path) -> dict:
 SAME = ("train", "val", "test", "epochs", "best_epoch")  # what an uninterrupted run reports
 
 
-def _stop(process: subprocess.Popen, cwd: Path, signum: int, run: str, rows: int) -> None:
-    """Send `signum` once the `run` folder has a last.ckpt and `rows` lines of metrics."""
+def _stop(process: subprocess.Popen, cwd: Path, signum: int, run: str, epochs: int) -> None:
+    """Send `signum` once the `run` folder's metrics show `epochs` finished epochs (the rows
+    with an epoch number): the signal then writes the last one to last.ckpt."""
     deadline = time.time() + 180
     while time.time() < deadline and process.poll() is None:
         logged = list(cwd.glob(f"{run}/csv/metrics.csv"))
-        saved = list(cwd.glob(f"{run}/checkpoints/last.ckpt"))
-        if saved and logged and logged[0].read_text().count("\n") >= rows:
+        rows = logged[0].read_text().splitlines()[1:] if logged else []
+        if len({row.split(",")[0] for row in rows} - {""}) >= epochs:
             break
         time.sleep(0.05)
     process.send_signal(signum)
@@ -129,7 +132,7 @@ def test_sigterm_and_ctrl_c_stop_a_run_and_the_same_command_completes_it(tmp_pat
     for name, signum, status in (("term", signal.SIGTERM, 143), ("int", signal.SIGINT, 130)):
         cwd = folders[name]
         victim = _run(cwd)
-        _stop(victim, cwd, signum, "outputs/*/*", rows=4)
+        _stop(victim, cwd, signum, "outputs/*/*", epochs=2)
         assert victim.returncode == status, _stderr_tail(cwd)[-20:]
         last = _stderr_tail(cwd)[-1]
         assert last.startswith(f"deeptune: stopped by {signal.Signals(signum).name} at epoch ")
@@ -139,6 +142,7 @@ def test_sigterm_and_ctrl_c_stop_a_run_and_the_same_command_completes_it(tmp_pat
         assert f" in {stopped};" in last  # the run folder, on this outcome too
         record = _metrics(stopped)
         assert record["status"] == "interrupted" and record["signal"] == signal.Signals(signum).name
+        assert record["resume_from"] == str(stopped / "checkpoints" / "last.ckpt")
         time.sleep(1.1)  # the rerun gets a run folder of its own (named by the second)
         assert _run(cwd).wait(timeout=300) == 0, _stderr_tail(cwd)[-20:]
         resumed = _metrics(stopped)
@@ -168,7 +172,7 @@ def test_a_stopped_multirun_continues_in_its_own_folder(tmp_path):
         cwd = tmp_path / name
         cwd.mkdir()
         victim = _sweep(cwd)
-        _stop(victim, cwd, signum, "multirun/*/*/1", rows=2)
+        _stop(victim, cwd, signum, "multirun/*/*/1", epochs=1)
         assert victim.returncode == status, _stderr_tail(cwd)[-20:]
         assert _stderr_tail(cwd)[-1].startswith(
             f"deeptune: stopped by {signal.Signals(signum).name}"

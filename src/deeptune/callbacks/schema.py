@@ -21,7 +21,10 @@ from deeptune.schema import (
 Mode = Literal["min", "max"]  # checked against the monitor once the task is known
 
 
-@schema("lightning.pytorch.callbacks.ModelCheckpoint")
+@schema(
+    "lightning.pytorch.callbacks.ModelCheckpoint",
+    "deeptune.callbacks.checkpoints.BestCheckpoint",
+)
 class ModelCheckpointNode(Node):
     dirpath: Path | None = None
     filename: Name | None = None
@@ -38,6 +41,11 @@ class ModelCheckpointNode(Node):
     every_n_epochs: NonNegInt | None = None
     save_on_train_epoch_end: bool | None = None
     enable_version_counter: bool = None
+
+
+@schema("deeptune.callbacks.checkpoints.LastCheckpoint")
+class LastCheckpointNode(ModelCheckpointNode):
+    every_s: NonNegFloat = None
 
 
 @schema("lightning.pytorch.callbacks.EarlyStopping")
