@@ -2,6 +2,7 @@
 import `preload`, every job runs on one of them, and a job whose config the sweeper composed
 gets it as it is (deeptune_joblib_launcher._workers)."""
 
+import gc
 import logging
 import os
 import sys
@@ -22,9 +23,10 @@ from hydra_plugins.deeptune_joblib_launcher.launcher import PRELOAD, GpuJoblibLa
 
 
 def _seen(module: str, meet: str) -> tuple[int, bool]:
-    """This process's pid and whether `module` was imported before the job; it waits until two
-    processes have taken a job of this launch, so that both workers are used."""
-    preloaded = module in sys.modules
+    """This process's pid and whether `module` was imported (and frozen out of the garbage
+    collector's walks) before the job; it waits until two processes have taken a job of this
+    launch, so that both workers are used."""
+    preloaded = module in sys.modules and gc.get_freeze_count() > 0
     (Path(meet) / str(os.getpid())).touch()
     deadline = time.monotonic() + 120
     while len(list(Path(meet).iterdir())) < 2 and time.monotonic() < deadline:
