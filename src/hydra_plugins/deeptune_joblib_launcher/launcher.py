@@ -24,8 +24,9 @@ from deeptune.errors import ConfigError
 from . import _workers
 from ._gpus import OnGpu, visible_devices
 
-# What a deeptune trial imports before it trains (~10 s of a worker's first trial on 2 busy
-# cores): scikit-learn's data sets and splits, torch, lightning, torchmetrics, the training code.
+# What a deeptune trial imports before it trains (~11 s of a sweep's first trial on the 2-core
+# machine, slowed): scikit-learn's data sets and splits, torch, lightning, torchmetrics, the
+# training code. `hydra.launcher.preload=[]` starts the workers bare.
 PRELOAD = (
     "sklearn.datasets",
     "sklearn.model_selection",
