@@ -7,7 +7,9 @@ Both sweeps run `python train.py -m` with `logger=csv ~callbacks.early_stopping`
 optimizer.lr x model.width (8 trials by default); the second adds
 `hydra/launcher=joblib hydra.launcher.n_jobs=N`. Prints both wall times (the whole sweep
 process, os.wait4), their ratio against the target of issue 8 (parallel <= 0.6x sequential),
-and whether every trial's metrics.json figures (train / val / test acc, f1, loss, best epoch)
+the CPU time the parallel sweep spends beyond the sequential one (its workers' start-up and
+imports: os.wait4 counts the worker processes the sweep waited for), and whether every trial's
+metrics.json figures (train / val / test acc, f1, loss, best epoch)
 are the same in both: bit for bit, and with loss / f1 within 1e-5. Both sweeps run each trial
 on 1 thread by default, so the trials compute the same sums in the same order; with
 `--threads auto` a sequential trial gets both cores and a joblib trial one, and float sums
@@ -39,8 +41,9 @@ TARGET = 0.6
 TOLERANCE = 1e-5
 
 
-def sweep(args, folder: Path, parallel: bool) -> tuple[float, float, dict]:
-    """(wall seconds, peak RSS MiB of the sweep process, {trial overrides: metrics})."""
+def sweep(args, folder: Path, parallel: bool) -> tuple[float, float, float, dict]:
+    """(wall seconds, peak RSS MiB of the sweep process, CPU seconds of the sweep and its worker
+    processes, {trial overrides: metrics})."""
     argv = [
         PYTHON,
         str(TRAIN),
@@ -63,7 +66,7 @@ def sweep(args, folder: Path, parallel: bool) -> tuple[float, float, dict]:
         overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
         key = " ".join(o for o in overrides if o.startswith(("optimizer.lr", "model.width")))
         trials[key] = json.loads(metrics_file.read_text())
-    return child.wall_s, child.maxrss_mib, trials
+    return child.wall_s, child.maxrss_mib, child.cpu_s, trials
 
 
 def figures(metrics: dict) -> dict[str, float]:
@@ -107,10 +110,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
         root = args.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        seq_wall, seq_rss, seq = sweep(args, root / "sequential", parallel=False)
-        console.print(f"sequential: {seq_wall:.1f} s, {len(seq)} trials")
-        par_wall, par_rss, par = sweep(args, root / "parallel", parallel=True)
-        console.print(f"parallel:   {par_wall:.1f} s, {len(par)} trials")
+        seq_wall, seq_rss, seq_cpu, seq = sweep(args, root / "sequential", parallel=False)
+        console.print(f"sequential: {seq_wall:.1f} s, {len(seq)} trials, {seq_cpu:.1f} CPU s")
+        par_wall, par_rss, par_cpu, par = sweep(args, root / "parallel", parallel=True)
+        console.print(f"parallel:   {par_wall:.1f} s, {len(par)} trials, {par_cpu:.1f} CPU s")
 
     rows, same_all, close_all, worst = [], True, True, 0.0
     for key in sorted(seq, key=lambda k: [float(v.split("=")[1]) for v in k.split()]):
@@ -168,6 +171,14 @@ def main() -> None:
             None,
         ],
         ["parallel / sequential", f"{ratio:.2f}x", f"<= {TARGET}x", ratio <= TARGET],
+        [
+            # What the workers repeat (start-up, imports): the cost that two cores must cover;
+            # unlike wall times, it hardly depends on what else the machine runs.
+            "CPU parallel - sequential",
+            f"{par_cpu - seq_cpu:+.1f} s ({seq_cpu:.1f} s sequential, workers' included)",
+            "",
+            None,
+        ],
         [
             "identical per-trial results",
             "yes" if same_all else f"no: max abs diff {worst:.3g}",

@@ -3,7 +3,6 @@
 trainer=cpu, and a CPU torch build ignores the variable."""
 
 import json
-import logging
 import os
 import re
 
@@ -67,7 +66,7 @@ def test_joblib_is_deeptunes_launcher_and_checks_trials_per_gpu(monkeypatch):
         with pytest.raises(ConfigError, match=r"trials_per_gpu=.* is invalid: an integer >= 1$"):
             setup(GpuJoblibLauncher(trials_per_gpu=bad))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no device list: the task runs as it is
-    assert setup(GpuJoblibLauncher(n_jobs=2)) is str
+    assert setup(GpuJoblibLauncher(n_jobs=2, preload=[])) is str
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     wrapped = setup(GpuJoblibLauncher(n_jobs=2))
     assert isinstance(wrapped, _gpus.OnGpu) and wrapped.devices == ["0", "1"]
@@ -135,25 +134,3 @@ def test_parallel_trials_get_a_gpu_each(tmp_path):
     gpu_of_slot = dict(jobs.values())
     assert len(gpu_of_slot) == len(set(jobs.values())) == 2  # two workers, one GPU each
     assert sorted(gpu_of_slot.values()) == ["0", "1"]
-
-
-def test_the_jobs_a_batch_launches_are_logged_by_their_numbers(caplog):
-    """The plugin logs a batch's jobs as #0, #1 whatever their numbers (an Optuna sweep's second
-    batch is trials 2 and 3): they read as their job numbers, as Hydra's basic launcher writes."""
-    from hydra_plugins.hydra_joblib_launcher import _core
-
-    from hydra_plugins.deeptune_joblib_launcher.launcher import _numbered_from
-
-    log = logging.getLogger(_core.__name__)
-    with caplog.at_level(logging.INFO, logger=_core.__name__):
-        with _numbered_from(2):
-            for place, overrides in enumerate(["optimizer.lr=0.1", "optimizer.lr=0.01"]):
-                log.info(f"\t#{place} : {overrides}")
-            log.info("Launching jobs, sweep output dir : %s", "multirun/x")
-        log.info("\t#0 : after the batch")  # the filter is gone with its batch
-    assert [r.getMessage() for r in caplog.records] == [
-        "\t#2 : optimizer.lr=0.1",
-        "\t#3 : optimizer.lr=0.01",
-        "Launching jobs, sweep output dir : multirun/x",
-        "\t#0 : after the batch",
-    ]

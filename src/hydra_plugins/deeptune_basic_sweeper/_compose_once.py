@@ -5,7 +5,8 @@ a bad override fails before any job runs), then the launcher composes each job a
 time. ComposedOnce wraps the shared config loader (HydraContext.config_loader): configs composed
 by the check are kept, keyed by their overrides, and the launcher's load_sweep_config takes each
 one once (popped: every job gets its own object, as jobs set their own hydra.job fields). A
-launcher in other processes (joblib, submitit) gets the loader pickled without the kept configs
+launcher that runs jobs in other processes takes the kept configs with `take` and sends them
+(deeptune's joblib launcher); one that does not (submitit) gets the loader pickled without them
 and composes there, as before.
 """
 
@@ -26,10 +27,13 @@ class ComposedOnce:
         self.kept[(id(master_config), tuple(sweep_overrides))].append(config)
 
     def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]):
+        kept = self.take(master_config, sweep_overrides)
+        return kept if kept is not None else self._load(master_config, sweep_overrides)
+
+    def take(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig | None:
+        """The config the check composed for these overrides, once; None if there is none."""
         kept = self.kept.get((id(master_config), tuple(sweep_overrides)))
-        if kept:
-            return kept.popleft()
-        return self._load(master_config, sweep_overrides)
+        return kept.popleft() if kept else None
 
     def _load(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         self.composed += 1

@@ -1,14 +1,14 @@
 """`hydra/launcher=joblib`: the plugin's JoblibLauncher, and parallel trials spread over the GPUs.
 
-Every field of the plugin's config is kept (n_jobs, backend, prefer, ...); `trials_per_gpu` is
-added. On a machine with GPUs each worker process runs on one of them (deeptune_joblib_launcher
-._gpus); without one nothing changes.
+Every field of the plugin's config is kept (n_jobs, backend, prefer, ...); `trials_per_gpu` and
+`preload` are added. The worker processes start with the sweep and import `preload` while the
+sweep composes its jobs, and what every job shares is sent once (deeptune_joblib_launcher
+._workers). On a machine with GPUs each worker process runs on one of them (._gpus); without one
+nothing else changes.
 """
 
-import logging
 from collections.abc import Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_search_path import ConfigSearchPath
@@ -21,7 +21,22 @@ from omegaconf import DictConfig
 
 from deeptune.errors import ConfigError
 
+from . import _workers
 from ._gpus import OnGpu, visible_devices
+
+# What a deeptune trial imports before it trains (~11 s of a sweep's first trial on the 2-core
+# machine, slowed): scikit-learn's data sets and splits, torch, lightning, torchmetrics, the
+# training code. `hydra.launcher.preload=[]` starts the workers bare.
+PRELOAD = (
+    "sklearn.datasets",
+    "sklearn.model_selection",
+    "sklearn.preprocessing",
+    "lightning.pytorch",
+    "torchmetrics",
+    "deeptune.run.fit",
+    "deeptune.models.module",
+    "deeptune.data.datamodule",
+)
 
 
 @dataclass
@@ -29,13 +44,17 @@ class GpuJoblibLauncherConf(JobLibLauncherConf):
     _target_: str = "hydra_plugins.deeptune_joblib_launcher.launcher.GpuJoblibLauncher"
     # Worker processes that share one GPU: slot s of a sweep runs on GPU s // trials_per_gpu.
     trials_per_gpu: Any = 1  # Any: a bad value gets deeptune's one-line error, not OmegaConf's
+    # Modules each worker process imports as it starts, while the sweep composes its jobs.
+    preload: Any = field(default_factory=lambda: list(PRELOAD))
 
 
 # The module, not its class: Hydra's plugin scan would list a class imported here as a plugin again.
 class GpuJoblibLauncher(joblib_launcher.JoblibLauncher):
-    def __init__(self, trials_per_gpu: Any = 1, **joblib: Any) -> None:
+    def __init__(self, trials_per_gpu: Any = 1, preload: Any = PRELOAD, **joblib: Any) -> None:
         super().__init__(**joblib)  # the rest goes to joblib.Parallel, as in the plugin
         self.trials_per_gpu = trials_per_gpu
+        self.preload = preload
+        self.workers = None  # the sweep's worker processes, from setup on
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -53,33 +72,24 @@ class GpuJoblibLauncher(joblib_launcher.JoblibLauncher):
                     "trainer.devices=1, or hydra.launcher.n_jobs=1 for multi-GPU trials",
                 )
             task_function = OnGpu(task_function, devices, per_gpu)
+        preload = self.preload or ()
+        if not _names(preload):
+            raise ConfigError("hydra.launcher.preload", preload, "a list of module names")
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        # Not with GPUs: CUDA fixes its device list when first asked, and an import may ask
+        # before the worker's first job has set CUDA_VISIBLE_DEVICES (._gpus).
+        self.workers = _workers.Workers(self.joblib, () if devices else tuple(preload))
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
-        with _numbered_from(initial_job_idx):
-            return super().launch(job_overrides, initial_job_idx)
+        return _workers.launch(self, self.workers, job_overrides, initial_job_idx)
 
 
-@contextmanager
-def _numbered_from(first: int):
-    """The plugin logs the jobs it launches as `#<place in this batch>`, #0 and #1 in every batch
-    of an Optuna sweep: relabel them with their job numbers (their folders, their trials'
-    numbers), as Hydra's basic launcher labels them."""
-    from hydra_plugins.hydra_joblib_launcher import _core  # imports joblib: not at every start
-
-    def relabel(record: logging.LogRecord) -> bool:
-        text = str(record.msg)
-        place, sep, rest = text.removeprefix("\t#").partition(" : ")
-        if text.startswith("\t#") and sep and place.isdigit() and not record.args:
-            record.msg = f"\t#{first + int(place)} : {rest}"
-        return True
-
-    logger = logging.getLogger(_core.__name__)
-    logger.addFilter(relabel)
-    try:
-        yield
-    finally:
-        logger.removeFilter(relabel)
+def _names(modules) -> bool:
+    return (
+        isinstance(modules, Sequence)
+        and not isinstance(modules, str)
+        and all(isinstance(m, str) for m in modules)
+    )
 
 
 def _many(devices) -> bool:
