@@ -27,15 +27,14 @@ from ._gpus import OnGpu, visible_devices
 # What a deeptune trial imports before it trains (~11 s of a sweep's first trial on the 2-core
 # machine, slowed): scikit-learn's data sets and splits, torch, lightning, torchmetrics, the
 # training code. `hydra.launcher.preload=[]` starts the workers bare.
+# deeptune.data.datamodule first: it loads scikit-learn without pandas (deeptune.data.scikit).
 PRELOAD = (
+    "deeptune.data.datamodule",
     "sklearn.datasets",
-    "sklearn.model_selection",
-    "sklearn.preprocessing",
     "lightning.pytorch",
     "torchmetrics",
     "deeptune.run.fit",
     "deeptune.models.module",
-    "deeptune.data.datamodule",
 )
 
 
