@@ -215,3 +215,14 @@ def test_scikit_learn_loads_without_pandas_and_still_takes_dataframes(tmp_path):
     result = run_cli("-c", code, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "ok"
+
+
+def test_digits_are_read_once_per_process_and_each_table_is_its_own():
+    from deeptune.data import sources
+
+    a, b = digits(), digits()
+    assert sources._digits.cache_info().hits >= 1  # the CSV was not read again
+    assert np.array_equal(a.x, b.x) and a.x is not b.x
+    a.x[0, 0], a.y[0] = 99.0, 9  # a run that changed its table would not change the next one's
+    fresh = digits()
+    assert fresh.x[0, 0] != 99.0 and np.array_equal(fresh.y, b.y)
