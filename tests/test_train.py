@@ -306,3 +306,22 @@ def test_default_logger_starts_wandb_only_where_it_pays(train_cfg, tmp_path, mon
     from deeptune.loggers.wandb import asked_for  # the key alone is enough
 
     assert asked_for()
+
+
+def test_wandb_keys_are_checked_when_wandb_is_not_started(train_cfg, tmp_path, monkeypatch):
+    # logger=default without a key skips W&B; a typo in its node is still one line here, not a
+    # surprise on the machine that has a key. wandb.init's own keywords (read from its source,
+    # wandb not imported) pass.
+    from deeptune import builders
+    from deeptune.errors import ConfigError
+
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    typo = r"^logger\.wandb\.idx=1 .*did you mean logger\.wandb\.id\?"
+    with pytest.raises(ConfigError, match=typo):
+        builders.loggers(train_cfg("logger=default", "+logger.wandb.idx=1", out="typo"))
+    cfg = train_cfg(
+        "logger=default", "+logger.wandb.notes=hi", "logger.wandb.log_model=true", out="ok"
+    )
+    assert sorted(builders.loggers(cfg)) == ["csv"]

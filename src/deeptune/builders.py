@@ -55,16 +55,25 @@ def refused(node: DictConfig, key: str, err: BaseException) -> ConfigError:
     return ConfigError(key, node.get("_target_"), f"{type(err).__name__}: {message}")
 
 
-def check_arguments(node: DictConfig, key: str, injected=()) -> None:
-    """Refuse a key the target does not take (`+optimizer.momentun=0.9`), naming the nearest."""
+def check_arguments(node: DictConfig, key: str, injected=(), passed_on=None) -> None:
+    """Refuse a key the target does not take (`+optimizer.momentun=0.9`), naming the nearest.
+    A target with **kwargs takes anything, unless `passed_on` names what they go to; a class's
+    bases' arguments count then too (a subclass passing its **kwargs up)."""
     target = locate(node._target_, key)
     try:
         params = inspect.signature(target).parameters
     except (TypeError, ValueError):  # no signature to hold the keys to (a C function)
         return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if open_ended and passed_on is None:
         return
-    taken = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    signatures = [params]
+    if open_ended and isinstance(target, type):
+        bases = [b for b in target.__mro__[1:-1] if "__init__" in vars(b)]  # not object
+        signatures += [inspect.signature(b.__init__).parameters for b in bases]
+    named = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    taken = [n for ps in signatures for n, p in ps.items() if p.kind not in named and n != "self"]
+    taken = list(dict.fromkeys([*taken, *(passed_on or ())]))
     for name in node:
         name = str(name)
         if name.startswith("_") or name in taken or name in injected:
@@ -248,10 +257,13 @@ def loggers(cfg: DictConfig) -> dict:
         if "start" in node:  # W&B's node: logger=default starts it only where it pays
             from deeptune.loggers import wandb
 
-            if node.start == "when_available" and not wandb.asked_for():
+            node, start = without(node, ("start",)), node.start
+            if start == "when_available" and not wandb.asked_for():
+                # not started, but its keys checked all the same: a typo there would otherwise
+                # surface only on the machine that has a key
+                check_arguments(node, f"logger.{name}", passed_on=wandb.init_keywords())
                 _say_once(wandb.HINT)
                 continue
-            node = without(node, ("start",))
         built[name] = build(node, f"logger.{name}")
     return built
 

@@ -1,6 +1,9 @@
 """Lightning's WandbLogger with the defaults a resumable, key-less, killable run needs."""
 
+import ast
+import functools
 import hashlib
+import importlib.util
 import logging
 import netrc
 import os
@@ -33,6 +36,28 @@ def asked_for() -> bool:
     disabled): what `logger=default` starts W&B on."""
     mode = os.environ.get("WANDB_MODE", "").strip().lower()
     return has_api_key() or mode not in ("", "disabled")
+
+
+@functools.cache
+def init_keywords() -> tuple[str, ...] | None:
+    """The keywords wandb.init takes (WandbLogger passes its **kwargs on to it), read from wandb's
+    source without importing it (~1.5 s, what logger=default saves when W&B is not started);
+    None where the source cannot be read, and nothing is checked."""
+    spec = importlib.util.find_spec("wandb")  # a top-level spec: wandb is not imported
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    source = Path(spec.submodule_search_locations[0]) / "sdk" / "wandb_init.py"
+    try:
+        tree = ast.parse(source.read_text())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "init":
+            args = node.args
+            if args.kwarg is not None:  # takes anything
+                return None
+            return tuple(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
+    return None
 
 
 HINT = (
