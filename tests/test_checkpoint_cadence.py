@@ -111,6 +111,14 @@ def test_every_s_0_writes_last_after_every_epoch(train_cfg, writes):
     assert 1 <= writes.count("best.ckpt") <= 3
 
 
+def test_inside_a_slurm_job_last_is_written_after_every_epoch(train_cfg, writes, monkeypatch):
+    # submitit's requeue on the time limit's signal never reaches on_exception: the requeued job
+    # continues from what was written (tests/test_slurm.py runs the real thing)
+    monkeypatch.setenv("SLURM_JOB_ID", "12345")
+    train(train_cfg("trainer.max_epochs=3", *QUIET))
+    assert writes.count("last.ckpt") == 3
+
+
 def test_sigterm_writes_the_last_finished_epoch_and_the_run_resumes_to_the_same_result(
     train_cfg, writes, monkeypatch
 ):

@@ -35,6 +35,7 @@ from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from deeptune.errors import ConfigError, Interrupted
+from deeptune.signals import in_slurm_job
 
 # The exceptions that stop a run by a signal: Lightning's SIGTERMException (its handler's,
 # inside a SLURM job too, where the requeued job continues from last.ckpt), Ctrl-C, and the
@@ -158,6 +159,12 @@ class LastCheckpoint(HeldCheckpoint):
     def on_train_start(self, trainer, pl_module) -> None:
         super().on_train_start(trainer, pl_module)
         self._written_at = time.monotonic()  # the interval counts training time from here
+        if in_slurm_job():
+            # There the time limit's signal belongs to the requeue machinery (submitit,
+            # Lightning's SLURM environment), which ends the job without passing through
+            # on_exception: the requeued job continues from last.ckpt, so it is written after
+            # every epoch, as Lightning's own would be.
+            self.every_s = 0.0
 
     def hold(self, trainer, filepath: str, checkpoint: dict) -> None:
         due = self._written_at is None or time.monotonic() - self._written_at >= self.every_s
