@@ -2,6 +2,7 @@
 
 import os
 import shlex
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -100,8 +101,9 @@ def write(
             if kind[t.number] == "fail"
         },
     }
-    # A killed sweep never leaves half a file; the pid: two sweeps may share a folder.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # A killed sweep never leaves half a file; the pid and thread: two sweeps may share a folder
+    # (in one process too: a sweep per thread).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(yaml.safe_dump(results, sort_keys=False))
     os.replace(tmp, path)
 
