@@ -29,6 +29,7 @@ class Parts:
     loggers: dict
     callbacks: dict
     trainer: object
+    loop: str = "lightning"  # the training loop `loop` picked: lean or lightning
 
 
 def assemble(cfg: DictConfig, data) -> Parts:
@@ -49,7 +50,11 @@ def assemble(cfg: DictConfig, data) -> Parts:
     trainer = builders.trainer(
         cfg, callbacks=list(callbacks.values()), logger=list(loggers.values()) or False
     )
-    return Parts(datamodule, model, loggers, callbacks, trainer)
+    from deeptune.run import lean
+
+    # `loop` (older configs lack it: auto). Here, once the trainer knows its strategy.
+    chosen = lean.install(cfg.get("loop", "auto"), trainer, model, datamodule)
+    return Parts(datamodule, model, loggers, callbacks, trainer, chosen)
 
 
 def fit_one(cfg: DictConfig, data) -> tuple[dict, bool]:
@@ -205,6 +210,7 @@ def _fit_and_test(cfg: DictConfig, parts: Parts, ckpt: str | None) -> dict:
         fit_s=fit_s,  # seconds inside trainer.fit: what scripts/bench_overhead.py compares
         # the process's CPU seconds in it (all its threads): on a shared machine a steadier figure
         fit_cpu_s=fit_cpu_s,
+        loop=parts.loop,  # lean or lightning (`loop`; deeptune.run.lean)
     )
     if report := getattr(model, "finetune_report", None):
         metrics["finetune"] = dict(report)

@@ -163,6 +163,7 @@ class TrainConfig(Section):
     cv: CrossValidation
     restarts: Int(ge=1, le=10_000)
     restarts_backend: Literal["sequential", "batched"] = "sequential"  # older configs lack it
+    loop: Literal["auto", "lean", "lightning"] = "auto"  # deeptune.run.lean; older configs lack it
     ensemble: Literal[("none", *ENSEMBLES)]
     stepwise: Stepwise
     finetune: Finetune
